@@ -1,0 +1,37 @@
+# Two commands do all set-up (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/duet
+
+.PHONY: demo test bench example clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; on Debian install it with: apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+## Transcribe the bundled two-instrument example and print what was found.
+demo: $(VENV)/.runtime
+	$(BIN)/rtamt transcribe $(EXAMPLE)/mix.flac -o duet.transcribed.mid
+
+## Run the test suite.
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q
+
+## Benchmarks: writes JSON results under benchmarks/results/.
+bench: $(VENV)/.runtime
+	mkdir -p benchmarks/results
+	$(BIN)/rtamt bench cqt --json > benchmarks/results/cqt.json
+	cat benchmarks/results/cqt.json
+
+clean:
+	rm -rf $(VENV) duet.transcribed.mid

@@ -1,0 +1,5 @@
+import sys
+
+from rtamt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""Shared helpers for the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtamt.constants import SAMPLE_RATE
+
+
+def tone(midi: float, seconds: float, amplitude: float = 0.5, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A pure sine at a MIDI pitch."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * 440.0 * 2 ** ((midi - 69) / 12) * t)).astype(np.float32)
+
+
+def music_like(seconds: float, seed: int = 0, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Harmonic notes that change every ~200 ms, with their own onsets, over soft noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    audio = 0.003 * rng.standard_normal(n)
+    start = 0
+    while start < n:
+        length = int(rng.integers(rate // 10, rate // 3))
+        f0 = 440.0 * 2 ** ((rng.integers(30, 90) - 69) / 12)
+        envelope = np.exp(-np.arange(min(length, n - start)) / (0.3 * rate))
+        for harmonic in range(1, 6):
+            if f0 * harmonic < rate / 2:
+                audio[start : start + length] += (
+                    0.15 / harmonic * envelope * np.sin(2 * np.pi * f0 * harmonic * t[start : start + length])
+                )
+        start += length
+    return audio.astype(np.float32)
+
+
+def split_randomly(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Cut ``audio`` into consecutive blocks of the given sizes (cycled), the last one shorter."""
+    blocks, pos, i = [], 0, 0
+    while pos < len(audio):
+        size = sizes[i % len(sizes)]
+        blocks.append(audio[pos : pos + size])
+        pos += size
+        i += 1
+    return blocks
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

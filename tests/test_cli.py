@@ -1,0 +1,61 @@
+"""The command line and the bundled example."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import mido
+import pytest
+
+from rtamt.audio import probe
+from rtamt.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "duet"
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "transcribe" in out and "bench" in out
+
+
+def test_bench_cqt_json_reports_timing_and_octave_latency(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "cqt", "--json", "--seconds", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["hops"] == int(2 * 22050) // 256
+    assert 0 < result["per_hop_ms_median"] <= result["per_hop_ms_p99"]
+    assert result["real_time_factor_per_hop"] > 0
+    octaves = result["octave_latency_ms"]
+    assert len(octaves) == 8
+    # Lower octaves have longer windows, hence more latency.
+    assert [o["latency_ms_max"] for o in octaves] == sorted((o["latency_ms_max"] for o in octaves), reverse=True)
+
+
+def test_bundled_example_is_small_and_matches_its_ground_truth() -> None:
+    mix = EXAMPLE / "mix.flac"
+    assert mix.stat().st_size < 1_000_000
+    info = probe(mix)
+    assert 10.0 <= info.duration_s <= 20.0
+    with open(EXAMPLE / "notes.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["instrument"] for row in rows} == {"flute", "cello"}
+    assert max(float(row["offset_s"]) for row in rows) < info.duration_s
+    midi = mido.MidiFile(EXAMPLE / "score.mid")
+    note_ons = [m for track in midi.tracks for m in track if m.type == "note_on" and m.velocity > 0]
+    assert len(note_ons) == len(rows)
+
+
+def test_transcribe_runs_the_front_end_and_says_why_it_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rtamt.cli.models_dir", lambda: tmp_path / "no-models")
+    out = tmp_path / "duet.mid"
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(out)]) == 3
+    captured = capsys.readouterr()
+    assert "front end: 1" in captured.out and "frames of 8x252 HCQT" in captured.out
+    assert "no note model yet" in captured.err
+    assert not out.exists()
