@@ -17,7 +17,8 @@ import mido
 import numpy as np
 import soundfile as sf
 
-SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
+SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
+SOUNDFONT_PACKAGES = "fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont"
 TICKS_PER_BEAT = 960
 TEMPO_US = 500_000  # 120 bpm: one beat = 0.5 s, so seconds convert to ticks exactly
 
@@ -34,10 +35,11 @@ class Note:
 
 def soundfont_path(name: str) -> Path:
     """Path of a soundfont installed by Debian's packages (FluidR3_GM, TimGM6mb, MuseScore_General)."""
-    for candidate in (SOUNDFONT_DIR / f"{name}.sf2", SOUNDFONT_DIR / f"{name}.sf3"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"soundfont {name} not found under {SOUNDFONT_DIR} (apt-get install fluid-soundfont-gm)")
+    for directory in SOUNDFONT_DIRS:
+        for candidate in (directory / f"{name}.sf2", directory / f"{name}.sf3"):
+            if candidate.exists():
+                return candidate
+    raise FileNotFoundError(f"soundfont {name} not found (apt-get install {SOUNDFONT_PACKAGES})")
 
 
 def seconds_to_ticks(seconds: float) -> int:
