@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +70,115 @@ def bench_cqt(seconds: float = 60.0, config: CQTConfig | None = None) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "octave_latency_ms": cqt.octave_latency(),
     }
+
+
+def bench_backbone(frames: int = 3000, model_dir: str | None = None) -> dict:
+    """Backbone inference fed one frame at a time with its caches, one onnxruntime thread."""
+    from rtamt.backbone import Backbone
+    from rtamt.models import models_dir
+
+    stage = Backbone(Path(model_dir or models_dir()) / "backbone.onnx", threads=1)
+    hcqt = np.random.default_rng(0).normal(-8, 3, size=(frames, 8, 252)).astype(np.float32)
+    for i in range(50):
+        stage.process(hcqt[i : i + 1])
+    stage.reset()
+    times = np.empty(frames)
+    for i in range(frames):
+        start = time.perf_counter()
+        stage.process(hcqt[i : i + 1])
+        times[i] = (time.perf_counter() - start) * 1000.0
+    return {
+        "benchmark": "backbone",
+        "parameters": int(stage.meta.get("parameters", 0)),
+        "lookahead_frames": stage.lookahead,
+        "frames": frames,
+        "per_frame_ms_median": round(float(np.median(times)), 4),
+        "per_frame_ms_p99": round(float(np.percentile(times, 99)), 4),
+        "hop_budget_ms": round(HOP_S * 1000.0, 3),
+    }
+
+
+def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48_000, jack: bool = True,
+                  model_dir: str | None = None) -> dict:  # fmt: skip
+    """Algorithmic latency of each stage, whole-chain compute per hop over a long stream fed in device-sized
+    blocks at ``device_rate``, memory at the start and end, and the measured JACK end-to-end note-on
+    latency on the bundled example (when jackd is available)."""
+    from rtamt.audio import read_all
+    from rtamt.pipeline import build_transcriber
+    from rtamt.resample import resample
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "duet"
+    transcriber = build_transcriber(device_rate, model_dir)
+    resampler = transcriber.chain.stages[0]
+    audio, rate = read_all(example / "mix.flac")
+    audio = resample(audio, rate, device_rate)
+    total = int(minutes * 60 * device_rate)
+    stream = np.resize(audio, total)  # the example looped
+    time_per_block(transcriber.chain, stream[: 50 * block], block)  # warm up
+    transcriber.chain.reset()
+    rss_start = _rss_mb()
+    per_block = time_per_block(transcriber.chain, stream, block)
+    rss_end = _rss_mb()
+    hops_per_block = block * SAMPLE_RATE / device_rate / HOP
+    per_hop = per_block / hops_per_block
+    octaves = transcriber.cqt.octave_latency()
+    algorithmic = {
+        "input_block_ms": round(block / device_rate * 1000, 2),
+        "resampler_ms": round(resampler.latency_s * 1000, 2),
+        "cqt_group_delay_ms_by_octave": {f"{o['f_low_hz']:.0f}-{o['f_high_hz']:.0f} Hz": o["latency_ms_max"] for o in octaves},
+        "model_lookahead_ms": round(transcriber.backbone.latency_s * 1000, 2),
+        "note_decision_ms": round(transcriber.tracker.latency_s * 1000, 2),
+    }  # fmt: skip
+    result = {
+        "benchmark": "latency",
+        "algorithmic": algorithmic,
+        "stream_minutes": minutes,
+        "block_samples": block,
+        "device_rate": device_rate,
+        "per_hop_ms_median": round(float(np.median(per_hop)), 4),
+        "per_hop_ms_p99": round(float(np.percentile(per_hop, 99)), 4),
+        "hop_budget_ms": round(HOP_S * 1000.0, 3),
+        "real_time_factor": round(float(per_block.sum() / 1000.0 / (total / device_rate)), 4),
+        "rss_mb_start": rss_start,
+        "rss_mb_end": rss_end,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }
+    if jack:
+        result["jack_end_to_end"] = jack_end_to_end(example)
+    return result
+
+
+def jack_end_to_end(example: Path) -> dict:
+    """Note-on latency measured through a real JACK graph (see rtamt.jack_e2e)."""
+    from rtamt import jack_e2e
+    from rtamt.evaluate import _arrays, _mir_eval, note_metrics, read_notes_csv
+
+    reason = jack_e2e.jack_available()
+    if reason:
+        return {"skipped": reason}
+    with jack_e2e.jack_server():
+        run = jack_e2e.play_and_record(example / "mix.flac", ["--input", "system", "--midi-api", "jack"])
+    notes, hanging = jack_e2e.events_to_notes(run["events"])
+    reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(example / "notes.csv")]
+    estimate = [(on, off, pitch) for on, off, pitch, _ in notes]
+    metrics = note_metrics(reference, estimate)
+    ref_i, ref_p = _arrays(reference)
+    est_i, est_p = _arrays(estimate)
+    pairs = _mir_eval().transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=0.2, offset_ratio=None)
+    latency = np.array([est_i[j, 0] - ref_i[i, 0] for i, j in pairs]) * 1000.0
+    return {
+        "onset_f1": metrics["onset_f1"],
+        "matched_notes": len(latency),
+        "note_on_latency_ms_median": round(float(np.median(latency)), 1) if len(latency) else None,
+        "note_on_latency_ms_p95": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
+        "hanging_notes": hanging,
+        "jack_rate": run["rate"],
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    return 0.0

@@ -81,6 +81,11 @@ class Chain:
             block = stage.process(block)
         return block
 
-    def _concatenate(self, outputs: list[np.ndarray]) -> np.ndarray:
+    def _concatenate(self, outputs: list) -> np.ndarray | list:
+        """Join outputs: arrays along time, event lists end to end."""
         outputs = [out for out in outputs if len(out)]
-        return np.concatenate(outputs) if outputs else self.empty_output()
+        if not outputs:
+            return self.empty_output()
+        if isinstance(outputs[0], list):
+            return [item for out in outputs for item in out]
+        return np.concatenate(outputs)

@@ -13,46 +13,98 @@ from rtamt.audio import AudioInputError, InputStats, probe, read_blocks
 from rtamt.constants import HOP_S
 from rtamt.cqt import CQTConfig
 from rtamt.frontend import build_frontend
+from rtamt.live import LiveError
+from rtamt.midi import write_midi_file
+from rtamt.models import ModelError, models_dir
+from rtamt.pipeline import build_transcriber
+from rtamt.tracker import events_to_notes
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
-
-
-def models_dir() -> Path:
-    """The repository's models/ folder (shipped ONNX files and model card)."""
-    return Path(__file__).resolve().parent.parent / "models"
+EXIT_DEVICE = 4
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     info = probe(args.audio)
-    stats = InputStats()
-    chain = build_frontend(info.samplerate, CQTConfig(lookahead_frames=args.lookahead, gamma_hz=args.gamma))
-    start = time.perf_counter()
-    frames = chain.run(read_blocks(args.audio, stats=stats))
-    elapsed = time.perf_counter() - start
-    print(
-        f"{info.path}: {info.duration_s:.2f} s, {info.samplerate} Hz, {info.channels} channel(s), {info.format}"
-    )
-    print(
-        f"front end: {len(frames)} frames of {frames.shape[1]}x{frames.shape[2]} HCQT "
-        f"({len(frames) * HOP_S:.2f} s) in {elapsed:.2f} s, real-time factor {elapsed / info.duration_s:.3f}"
-    )
-    if stats.clipped:
-        print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
     backbone = models_dir() / "backbone.onnx"
     if not backbone.exists():
-        print(
-            f"rtamt: no note model yet ({backbone} is missing): stopped after the front end, "
-            f"{args.output} not written",
-            file=sys.stderr,
-        )
+        chain = build_frontend(info.samplerate)
+        frames = chain.run(read_blocks(args.audio))
+        print(f"front end: {len(frames)} frames of 8x252 HCQT ({len(frames) * HOP_S:.2f} s)")
+        print(f"rtamt: no note model ({backbone} is missing): {args.output} not written", file=sys.stderr)
         return EXIT_NO_MODEL
-    raise NotImplementedError("note models are not wired in yet")
+    transcriber = build_transcriber(info.samplerate, models_dir())
+    stats = InputStats()
+    start = time.perf_counter()
+    events = transcriber.chain.run(read_blocks(args.audio, stats=stats))
+    elapsed = time.perf_counter() - start
+    notes = events_to_notes(events)
+    tracks = write_midi_file(args.output, events)
+    print(f"{info.path}: {info.duration_s:.2f} s, {info.samplerate} Hz, {info.channels} channel(s)")
+    if stats.clipped:
+        print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
+    print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f}); "
+          f"algorithmic latency {1000 * transcriber.chain.latency_s:.0f} ms + CQT window delay")  # fmt: skip
+    if notes:
+        pitches = [n[2] for n in notes]
+        print(f"found {len(notes)} notes, MIDI {min(pitches)}-{max(pitches)}, "
+              f"{notes[0][0]:.2f}-{max(n[1] for n in notes):.2f} s")  # fmt: skip
+    else:
+        print("found no notes")
+    print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rtamt.evaluate import evaluate_folder, evaluate_shards
+
+    transcriber = build_transcriber()
+    say = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
+    if args.data:
+        report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
+    if args.synthetic:
+        report["synthetic"] = {"path": str(args.synthetic),
+                               **evaluate_shards(args.synthetic, transcriber, args.limit, say)}  # fmt: skip
+    for key in ("folder", "synthetic"):
+        if key in report and not args.per_piece:
+            report[key].pop("pieces")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key in ("folder", "synthetic"):
+            if key in report:
+                print(f"{report[key]['path']}: {json.dumps(report[key]['mean'])}")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from rtamt.live import run_live
+
+    summary = run_live(
+        lambda rate: build_transcriber(rate), args.input, args.realtime, args.samplerate, args.virtual_port,
+        args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
+    )  # fmt: skip
+    print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from rtamt.live import list_devices
+
+    print(list_devices())
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rtamt.bench import bench_cqt
+    from rtamt.bench import bench_backbone, bench_cqt, bench_latency
 
+    if args.what == "backbone":
+        print(json.dumps(bench_backbone(), indent=2))
+        return 0
+    if args.what == "latency":
+        print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
+        return 0
     result = bench_cqt(args.seconds, CQTConfig(lookahead_frames=args.lookahead, gamma_hz=args.gamma))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -88,11 +140,38 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe = sub.add_parser("transcribe", help="transcribe an audio file to a multi-track MIDI file")
     transcribe.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3, ...; any rate and channel count)")
     transcribe.add_argument("-o", "--output", required=True, help="MIDI file to write")
-    add_frontend_options(transcribe)
     transcribe.set_defaults(func=cmd_transcribe)
 
+    evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
+    evaluate.add_argument("data", nargs="?", type=Path, help="folder of pieces: */mix.flac + */notes.csv")
+    evaluate.add_argument("--synthetic", type=Path, help="a synthetic split, e.g. data/synth/test")
+    evaluate.add_argument("--limit", type=int, help="at most this many synthetic examples")
+    evaluate.add_argument("--per-piece", action="store_true", help="include every piece's scores")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(func=cmd_eval)
+
+    live = sub.add_parser("live", help="live audio in, live MIDI out")
+    live.add_argument("--input", help="audio input (device index or name part), or an audio file")
+    live.add_argument("--realtime", action="store_true", help="play an input file at real-time pace")
+    live.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
+    port = live.add_mutually_exclusive_group()
+    port.add_argument("--virtual-port", help="name of the virtual MIDI output port to open (default rtamt)")
+    port.add_argument("--midi-port", help="send to an existing MIDI output port (name part)")
+    port.add_argument("--no-midi", action="store_true", help="do not send MIDI (use with --events json)")
+    live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
+    live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
+    live.add_argument("--quiet", action="store_true", help="no status line")
+    live.set_defaults(func=cmd_live)
+
+    devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")
+    devices.set_defaults(func=cmd_devices)
+
     bench = sub.add_parser("bench", help="benchmarks: compute per hop and latency")
-    bench.add_argument("what", choices=["cqt"], help="cqt: sliding CQT + normalisation + harmonic stack")
+    bench.add_argument("what", choices=["cqt", "backbone", "latency"],
+                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end")  # fmt: skip
+    bench.add_argument("--minutes", type=float, default=10.0, help="latency: length of the stream")
+    bench.add_argument("--block", type=int, default=256, help="latency: device block size (samples at 48 kHz)")
+    bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
     add_frontend_options(bench)
@@ -107,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     except AudioInputError as err:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ModelError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    except LiveError as err:
+        print(f"\nrtamt: {err}", file=sys.stderr)
+        return EXIT_DEVICE
     except KeyboardInterrupt:
         return 130
 

@@ -1,61 +1,131 @@
-"""Streaming resampler stage: any input rate to the pipeline's 22,050 Hz, same result in any chunking."""
+"""Streaming resampler stage: any input rate to the pipeline's 22,050 Hz with ~2.3 ms of delay.
+
+Band-limited interpolation: output sample k is the input signal evaluated at input position
+x_k = k * fin / fout (exact rational arithmetic, so there is no drift over hours) by a Kaiser-windowed sinc
+of half-width M input samples, read from a finely sampled table with linear interpolation. The low-pass
+passes up to 0.9 of the output Nyquist and reaches 80 dB of rejection at the output Nyquist, so nothing
+aliases into the band. Output k needs inputs up to x_k + M: the stage's delay is M / fin (about 2.3 ms),
+and it is the same in any chunking because every output is computed from absolute sample indices.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
-import soxr
 
 from rtamt.chain import Stage
 from rtamt.constants import SAMPLE_RATE
 
-DEFAULT_QUALITY = "HQ"
+PASSBAND = 0.9  # fraction of the lower Nyquist frequency that is passed flat
+ATTENUATION_DB = 80.0
+TABLE_STEPS = 512  # kernel table points per input sample
+
+
+def design_kernel(input_rate: int, output_rate: int) -> tuple[np.ndarray, int]:
+    """Kernel table (sampled every 1/TABLE_STEPS input samples over [-M, M]) and the half-width M."""
+    nyquist = min(input_rate, output_rate) / 2
+    cutoff = PASSBAND * nyquist
+    transition = (nyquist - cutoff) / input_rate  # cycles per input sample
+    taps = (ATTENUATION_DB - 8) / (2.285 * 2 * np.pi * transition)
+    half = int(math.ceil(taps / 2))
+    beta = 0.1102 * (ATTENUATION_DB - 8.7)
+    t = np.arange(-half * TABLE_STEPS, half * TABLE_STEPS + 1) / TABLE_STEPS
+    band = (cutoff + nyquist) / input_rate  # sinc cutoff at the centre of the transition band, x2
+    kernel = band * np.sinc(band * t) * np.kaiser(len(t), beta)
+    return kernel, half
+
+
+@numba.njit(cache=True)
+def _interpolate(buf, buf_start, next_out, up, down, table, half, steps, limit, out):
+    """Compute outputs next_out, next_out+1, ... while their inputs are in buf (buf[0] is input index
+    buf_start, the last available input index is buf_start + len(buf) - 1) and fewer than ``limit``
+    have been written; return how many were."""
+    last = buf_start + buf.size - 1
+    count = 0
+    while count < limit:
+        k = next_out + count
+        numerator = k * down
+        base = numerator // up  # integer part of x_k
+        frac = (numerator - base * up) / up
+        if base + half > last:
+            break
+        acc = 0.0
+        for n in range(base - half + 1, base + half + 1):
+            t = (base - n) + frac  # x_k - n, in (-half, half]
+            position = (t + half) * steps
+            j = int(position)
+            w = position - j
+            h = table[j] * (1.0 - w) + table[min(j + 1, table.size - 1)] * w
+            acc += buf[n - buf_start] * h
+        out[count] = acc
+        count += 1
+    return count
 
 
 class Resampler(Stage):
-    """Mono float32 resampling with libsoxr's streaming engine (delay-compensated, phase-linear).
-
-    Output sample ``k`` is the signal at time ``k / SAMPLE_RATE``: soxr holds back its filter delay instead
-    of shifting the signal, and :attr:`latency_s` measures how much it holds back. When the input is
-    already at 22,050 Hz the stage passes blocks through untouched.
-    """
+    """Mono float32 blocks at ``input_rate`` -> blocks at ``output_rate`` (the pipeline's 22,050 Hz unless
+    told otherwise); passes through when the rates are equal."""
 
     name = "resample"
 
-    def __init__(self, input_rate: int, quality: str = DEFAULT_QUALITY) -> None:
-        if input_rate <= 0:
-            raise ValueError(f"sample rate must be positive, got {input_rate}")
-        self.input_rate = int(input_rate)
-        self.quality = quality
-        self.passthrough = self.input_rate == SAMPLE_RATE
-        self._stream: soxr.ResampleStream | None = None
-        self._latency_s = 0.0 if self.passthrough else self._measure_latency()
+    def __init__(self, input_rate: int, output_rate: int = SAMPLE_RATE) -> None:
+        if input_rate <= 0 or output_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {input_rate} -> {output_rate}")
+        self.input_rate, self.output_rate = int(input_rate), int(output_rate)
+        self.passthrough = self.input_rate == self.output_rate
+        g = math.gcd(self.input_rate, self.output_rate)
+        self._up, self._down = self.output_rate // g, self.input_rate // g
+        self._table, self._half = design_kernel(self.input_rate, self.output_rate)
         self.reset()
-
-    def _new_stream(self) -> soxr.ResampleStream:
-        return soxr.ResampleStream(self.input_rate, SAMPLE_RATE, 1, dtype="float32", quality=self.quality)
-
-    def _measure_latency(self) -> float:
-        """Time the engine holds back in steady state: one second in, (1 s - latency) out."""
-        probe = self._new_stream()
-        produced = len(probe.resample_chunk(np.zeros(self.input_rate, dtype=np.float32), last=False))
-        return 1.0 - produced / SAMPLE_RATE
 
     @property
     def latency_s(self) -> float:
-        return self._latency_s
+        return 0.0 if self.passthrough else self._half / self.input_rate
 
     def reset(self) -> None:
-        self._stream = None if self.passthrough else self._new_stream()
+        self._buf = np.zeros(self._half, dtype=np.float64)  # silence before the stream
+        self._buf_start = -self._half
+        self._next_out = 0
+        self._received = 0
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        block = np.ascontiguousarray(block, dtype=np.float32)
-        if self._stream is None:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if self.passthrough:
             return block.copy()
-        return self._stream.resample_chunk(block, last=False)
+        self._received += block.size
+        self._buf = np.concatenate([self._buf, block.astype(np.float64)])
+        return self._run(limit=None)
+
+    def _run(self, limit: int | None) -> np.ndarray:
+        available = (self._buf_start + self._buf.size) * self._up // self._down + 2
+        room = max(available - self._next_out, 0)
+        if limit is not None:
+            room = min(room, limit)
+        out = np.empty(room, dtype=np.float64)
+        count = _interpolate(self._buf, self._buf_start, self._next_out, self._up, self._down, self._table,
+                             self._half, TABLE_STEPS, room, out)  # fmt: skip
+        self._next_out += count
+        keep_from = (self._next_out * self._down) // self._up - self._half + 1  # oldest input still needed
+        drop = max(0, keep_from - self._buf_start)
+        if drop:
+            self._buf = self._buf[drop:]
+            self._buf_start += drop
+        return out[:count].astype(np.float32)
 
     def flush(self) -> np.ndarray:
-        if self._stream is None:
+        """Outputs for every time before the end of the input, completed with silence after it."""
+        if self.passthrough:
             return self.empty_output()
-        tail = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        self._stream = self._new_stream()
+        total = -(-self._received * self._up // self._down)  # outputs with x_k < received
+        self._buf = np.concatenate([self._buf, np.zeros(self._half + 1)])
+        tail = self._run(limit=max(total - self._next_out, 0))
+        self.reset()
         return tail
+
+
+def resample(audio: np.ndarray, input_rate: int, output_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Whole-signal convenience: ``audio`` from ``input_rate`` to ``output_rate``."""
+    stage = Resampler(input_rate, output_rate)
+    return np.concatenate([stage.process(audio), stage.flush()])

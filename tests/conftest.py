@@ -48,3 +48,19 @@ def split_randomly(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A models/ folder holding an untrained (random) backbone exported to ONNX: for plumbing tests that
+    must not depend on the shipped model's accuracy."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from rtamt.cqt import CQTConfig
+    from rtamt.training.backbone import export_model
+    from rtamt.training.models import Backbone
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("random-model")
+    export_model(Backbone(), 2, CQTConfig(gamma_hz=10.0), directory / "backbone.onnx")
+    return directory

@@ -1,0 +1,162 @@
+"""Accuracy and latency of the streaming chain on folders in the BACH10 layout (mix.flac + notes.csv)
+and on synthetic test shards. Metrics: mir_eval note onset F1 (50 ms), with offsets (ratio 0.2), frame
+F1 (mir_eval.multipitch on a 10 ms grid), and stream-time note-on latency of matched notes."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from rtamt.audio import probe, read_blocks
+from rtamt.constants import HOP, HOP_S, SAMPLE_RATE, pitch_to_hz
+from rtamt.pipeline import Transcriber, build_transcriber
+from rtamt.tracker import NoteEvent, events_to_notes
+
+ONSET_TOLERANCE_S = 0.05
+FRAME_GRID_S = 0.01
+
+
+def _mir_eval():
+    try:
+        import mir_eval
+    except ImportError as err:
+        raise SystemExit("rtamt eval needs mir_eval: pip install 'rtamt[test]'") from err
+    return mir_eval
+
+
+def read_notes_csv(path: str | Path) -> list[tuple[float, float, int, str]]:
+    """(onset_s, offset_s, midi, instrument) rows of a notes.csv."""
+    with open(path) as handle:
+        return [(float(r["onset_s"]), float(r["offset_s"]), int(round(float(r["midi"]))), r["instrument"])
+                for r in csv.DictReader(handle)]  # fmt: skip
+
+
+def _arrays(notes: Iterable[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    rows = list(notes)
+    if not rows:
+        return np.zeros((0, 2)), np.zeros(0)
+    intervals = np.array([[r[0], max(r[1], r[0] + 1e-3)] for r in rows])
+    return intervals, pitch_to_hz(np.array([r[2] for r in rows], dtype=float))
+
+
+def _frames(intervals: np.ndarray, freqs: np.ndarray, end_s: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    times = np.arange(0.0, end_s, FRAME_GRID_S)
+    active: list[list[float]] = [[] for _ in times]
+    for (on, off), f in zip(intervals, freqs):
+        for k in range(int(np.ceil(on / FRAME_GRID_S)), min(int(np.ceil(off / FRAME_GRID_S)), len(times))):
+            active[k].append(f)
+    return times, [np.array(a) for a in active]
+
+
+def note_metrics(reference: list[tuple], estimate: list[tuple]) -> dict:
+    """Onset-only, with-offset and frame precision/recall/F1 of estimate against reference notes."""
+    mir_eval = _mir_eval()
+    ref_i, ref_p = _arrays(reference)
+    est_i, est_p = _arrays(estimate)
+    result: dict = {"notes_ref": len(ref_p), "notes_est": len(est_p)}
+    if len(ref_p) and len(est_p):
+        p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
+            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=None)  # fmt: skip
+        p2, r2, f2, _ = mir_eval.transcription.precision_recall_f1_overlap(
+            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=0.2)  # fmt: skip
+    else:
+        p = r = f = p2 = r2 = f2 = 0.0
+    result.update(onset_p=p, onset_r=r, onset_f1=f, offset_f1=f2)
+    end = max([0.0] + [i[1] for i in ref_i] + [i[1] for i in est_i]) + 0.1
+    ref_t, ref_f = _frames(ref_i, ref_p, end)
+    est_t, est_f = _frames(est_i, est_p, end)
+    scores = mir_eval.multipitch.evaluate(ref_t, ref_f, est_t, est_f)
+    p3, r3 = scores["Precision"], scores["Recall"]
+    result["frame_f1"] = 2 * p3 * r3 / (p3 + r3) if p3 + r3 > 0 else 0.0
+    return {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in result.items()}
+
+
+def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:
+    """Stream-time note-on latency of each matched note: when its note-on left the chain minus its true
+    onset. A note-on decided at tracker frame d leaves once audio up to frame d + backbone look-ahead has
+    arrived, plus the resampler's delay (``emit_delay_s``)."""
+    mir_eval = _mir_eval()
+    ons = [e for e in events if e.on]
+    if not reference or not ons:
+        return np.zeros(0)
+    ref_i, ref_p = _arrays(reference)
+    est_i = np.array([[e.time_s, e.time_s + 0.1] for e in ons])
+    est_p = pitch_to_hz(np.array([e.pitch for e in ons], dtype=float))
+    pairs = mir_eval.transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S,
+                                               offset_ratio=None)  # fmt: skip
+    return np.array([ons[j].decided * HOP_S + emit_delay_s - ref_i[i, 0] for i, j in pairs])
+
+
+def run_stream(transcriber: Transcriber, blocks: Iterable[np.ndarray]) -> tuple[list[NoteEvent], float]:
+    """Feed the blocks through the chain; return the events and the processing time."""
+    start = time.perf_counter()
+    events = transcriber.chain.run(blocks)
+    return events, time.perf_counter() - start
+
+
+def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], reference: list[tuple],
+                   duration_s: float) -> dict:  # fmt: skip
+    transcriber.chain.reset()
+    events, seconds = run_stream(transcriber, blocks)
+    notes = events_to_notes(events)
+    result = note_metrics(reference, notes)
+    emit_delay = transcriber.backbone.lookahead * HOP_S + transcriber.chain.stages[0].latency_s
+    latency = onset_latencies(reference, events, emit_delay)
+    result["latency_ms_median"] = round(float(np.median(latency)) * 1000, 1) if len(latency) else None
+    result["latency_ms_p95"] = round(float(np.percentile(latency, 95)) * 1000, 1) if len(latency) else None
+    result["real_time_factor"] = round(seconds / duration_s, 4)
+    result["_latencies"] = latency
+    return result
+
+
+def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable[[str], None] = print) -> dict:
+    """Every sub-folder with mix.flac and notes.csv (BACH10 layout)."""
+    pieces = sorted(p for p in Path(data_dir).iterdir() if (p / "mix.flac").exists() and (p / "notes.csv").exists())
+    if not pieces:
+        raise SystemExit(f"{data_dir}: no folders with mix.flac and notes.csv")
+    results = {}
+    for piece in pieces:
+        info = probe(piece / "mix.flac")
+        if info.samplerate != transcriber.chain.stages[0].input_rate:
+            transcriber = build_transcriber(info.samplerate, tracker=transcriber.tracker.config)
+        reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
+        results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
+                                             info.duration_s)  # fmt: skip
+        progress(f"{piece.name}: onset F1 {results[piece.name]['onset_f1']:.3f}")
+    return summarise(results)
+
+
+def evaluate_shards(split_dir: Path, transcriber: Transcriber, limit: int | None = None,
+                    progress: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Examples of a synthetic split (audio at 22,050 Hz straight from the shards)."""
+    from rtamt.training.dataset import ShardSet
+
+    shards = ShardSet(split_dir)
+    if transcriber.chain.stages[0].input_rate != SAMPLE_RATE:
+        transcriber = build_transcriber(SAMPLE_RATE, tracker=transcriber.tracker.config)
+    results = {}
+    for index, example in enumerate(shards.examples[:limit]):
+        audio = shards.segment(index, 0, example.length)
+        blocks = [audio[i : i + 4096] for i in range(0, len(audio), 4096)]
+        reference = [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes]
+        results[f"example-{index:04d}"] = evaluate_piece(transcriber, blocks, reference, example.length / SAMPLE_RATE)
+        if index % 10 == 0:
+            progress(f"example {index}: onset F1 {results[f'example-{index:04d}']['onset_f1']:.3f}")
+    return summarise(results)
+
+
+def summarise(results: dict) -> dict:
+    """Mean of each metric over pieces, pooled latency percentiles, and the per-piece rows."""
+    keys = ["onset_p", "onset_r", "onset_f1", "offset_f1", "frame_f1", "real_time_factor"]
+    latencies = np.concatenate([r.pop("_latencies") for r in results.values()])
+    mean = {k: round(float(np.mean([r[k] for r in results.values()])), 4) for k in keys}
+    if len(latencies):
+        mean["latency_ms_median"] = round(float(np.median(latencies)) * 1000, 1)
+        mean["latency_ms_p95"] = round(float(np.percentile(latencies, 95)) * 1000, 1)
+    return {"mean": mean, "pieces": results}
+
+

@@ -1,0 +1,379 @@
+"""Live engine: audio device (or a file played in real time) -> chain -> MIDI port, never blocking audio.
+
+The audio callback only copies the device's block into a lock-free single-producer/single-consumer ring
+buffer (no allocation, no lock, no I/O); a worker thread reads the ring, runs the chain and sends MIDI.
+When the worker falls behind by more than ``max_backlog_s`` it skips the oldest audio and counts the
+dropped blocks. Stop, errors, Ctrl-C and the end of a file all end with note-offs for sounding notes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from rtamt.audio import read_blocks, probe
+from rtamt.constants import HOP, SAMPLE_RATE
+from rtamt.midi import channel_for
+from rtamt.pipeline import Transcriber
+from rtamt.tracker import NoteEvent
+
+
+class LiveError(Exception):
+    """A device or port problem, with a message for the user."""
+
+
+class RingBuffer:
+    """Single-producer single-consumer ring of float32 samples.
+
+    The producer (audio callback) only copies into preallocated memory and advances its counter; the
+    consumer only advances its own. Counters grow without bound, so no index is ever shared for writing.
+    A block that does not fit is dropped whole and counted.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._buf = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self._written = 0
+        self._read = 0
+        self.dropped_blocks = 0
+        self.dropped_samples = 0
+
+    def write(self, data: np.ndarray) -> bool:
+        n = len(data)
+        if n > self.capacity - (self._written - self._read):
+            self.dropped_blocks += 1
+            self.dropped_samples += n
+            return False
+        start = self._written % self.capacity
+        first = min(n, self.capacity - start)
+        self._buf[start : start + first] = data[:first]
+        self._buf[: n - first] = data[first:]
+        self._written += n  # publish after the copy
+        return True
+
+    def available(self) -> int:
+        return self._written - self._read
+
+    def read(self, count: int) -> np.ndarray:
+        count = min(count, self.available())
+        start = self._read % self.capacity
+        first = min(count, self.capacity - start)
+        out = np.concatenate([self._buf[start : start + first], self._buf[: count - first]])
+        self._read += count
+        return out
+
+    def skip(self, count: int) -> None:
+        self._read += min(count, self.available())
+
+
+class MidiPortSink:
+    """NoteEvents to a MIDI output port (python-rtmidi), remembering what sounds so it can always stop it."""
+
+    def __init__(self, virtual_name: str | None = "rtamt", port_name: str | None = None, api: str = "auto") -> None:
+        import rtmidi
+
+        apis = {"auto": rtmidi.API_UNSPECIFIED, "jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
+        try:
+            self._out = rtmidi.MidiOut(apis[api], name="rtamt")
+        except rtmidi.SystemError as err:
+            raise LiveError(f"no MIDI system available ({err})") from None
+        if port_name:
+            ports = self._out.get_ports()
+            matches = [i for i, name in enumerate(ports) if port_name.lower() in name.lower()]
+            if not matches:
+                raise LiveError(f"MIDI port {port_name!r} not found; available: {ports or 'none'}")
+            self._out.open_port(matches[0])
+            self.name = ports[matches[0]]
+        else:
+            try:
+                self._out.open_virtual_port(virtual_name)
+            except (rtmidi.SystemError, NotImplementedError) as err:
+                raise LiveError(f"cannot open a virtual MIDI port here ({err}); use --midi-port NAME") from None
+            self.name = virtual_name
+        self.sounding: set[tuple[int, int]] = set()  # (channel, pitch)
+        self.sent = 0
+
+    def send(self, event: NoteEvent) -> None:
+        channel = channel_for(event.timbre)
+        key = (channel, event.pitch)
+        if event.on:
+            if key in self.sounding:  # re-strike: end the previous note first
+                self._out.send_message(mido.Message("note_off", channel=channel, note=event.pitch).bytes())
+            message = mido.Message("note_on", channel=channel, note=event.pitch, velocity=max(event.velocity, 1))
+            self.sounding.add(key)
+            self.sent += 1
+        else:
+            if key not in self.sounding:
+                return
+            message = mido.Message("note_off", channel=channel, note=event.pitch)
+            self.sounding.discard(key)
+        self._out.send_message(message.bytes())
+
+    def all_off(self) -> None:
+        """Note-off for every sounding note, then All Notes Off on every channel used."""
+        for channel, pitch in sorted(self.sounding):
+            self._out.send_message(mido.Message("note_off", channel=channel, note=pitch).bytes())
+        for channel in sorted({c for c, _ in self.sounding}):
+            self._out.send_message(mido.Message("control_change", channel=channel, control=123).bytes())
+        self.sounding.clear()
+
+    def close(self) -> None:
+        self.all_off()
+        time.sleep(0.05)  # let the MIDI system deliver the note-offs before the port goes away
+        self._out.close_port()
+        del self._out
+
+
+@dataclass
+class LiveStats:
+    """What the status line and the final report show."""
+
+    blocks: int = 0
+    samples: int = 0
+    hop_ms: list[float] = field(default_factory=list)
+    level_db: float = -120.0
+    notes: int = 0
+    sounding: int = 0
+    channels: set[int] = field(default_factory=set)
+    nonfinite: int = 0
+    skipped_samples: int = 0
+
+    def summary(self, ring: RingBuffer, rate: int) -> dict:
+        hops = np.array(self.hop_ms[-20000:]) if self.hop_ms else np.zeros(1)
+        return {
+            "audio_s": round(self.samples / rate, 2), "notes": self.notes, "channels": len(self.channels),
+            "per_hop_ms_median": round(float(np.median(hops)), 3), "per_hop_ms_p99": round(float(np.percentile(hops, 99)), 3),
+            "dropped_blocks": ring.dropped_blocks, "skipped_s": round(self.skipped_samples / rate, 3),
+            "nonfinite_samples": self.nonfinite,
+        }  # fmt: skip
+
+
+class LiveEngine:
+    """Runs the transcriber on audio arriving in ``ring`` at ``rate`` with ``channels`` interleaved."""
+
+    def __init__(self, transcriber: Transcriber, rate: int, channels: int, sink: MidiPortSink | None,
+                 on_event: Callable[[NoteEvent, float], None] | None = None,
+                 max_backlog_s: float | None = 0.5) -> None:  # fmt: skip
+        self.transcriber = transcriber
+        self.rate = rate
+        self.channels = channels
+        self.sink = sink
+        self.on_event = on_event
+        self.ring = RingBuffer(int(rate * channels * 4.0))
+        # None: never skip audio (a file fed as fast as possible waits for the worker instead)
+        self.max_backlog = None if max_backlog_s is None else int(max_backlog_s * rate) * channels
+        self.stats = LiveStats()
+        self.stop = threading.Event()
+        self.input_done = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="rtamt-worker", daemon=True)
+
+    # -- audio side ---------------------------------------------------------------------------------
+    def callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ANN001
+        """sounddevice callback: copy only."""
+        self.ring.write(indata.reshape(-1))
+
+    # -- worker side --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            min_read = HOP * self.channels
+            while not self.stop.is_set():
+                available = self.ring.available()
+                if available < min_read:
+                    if self.input_done.is_set():
+                        break
+                    time.sleep(0.002)
+                    continue
+                if self.max_backlog is not None and available > self.max_backlog:
+                    excess = (available - self.max_backlog) // self.channels * self.channels
+                    self.ring.skip(excess)
+                    self.stats.skipped_samples += excess // self.channels
+                    self.ring.dropped_blocks += 1
+                block = self.ring.read(self.ring.available() // self.channels * self.channels)
+                self._process(block.reshape(-1, self.channels).mean(axis=1))
+            self._emit(self.transcriber.chain.flush())
+        except BaseException as err:  # reported by the caller; note-offs still go out
+            self.error = err
+        finally:
+            if self.sink is not None:
+                self.sink.all_off()
+
+    def _process(self, mono: np.ndarray) -> None:
+        bad = ~np.isfinite(mono)
+        if bad.any():
+            self.stats.nonfinite += int(bad.sum())
+            mono = np.where(bad, 0.0, mono).astype(np.float32)
+        peak = float(np.abs(mono).max()) if len(mono) else 0.0
+        self.stats.level_db = 20 * np.log10(max(peak, 1e-6))
+        start = time.perf_counter()
+        events = self.transcriber.chain.process(mono)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        hops = max(len(mono) * SAMPLE_RATE / self.rate / HOP, 1e-9)
+        self.stats.hop_ms.append(elapsed_ms / hops)
+        self.stats.samples += len(mono)
+        self.stats.blocks += 1
+        self._emit(events)
+
+    def _emit(self, events: list[NoteEvent]) -> None:
+        now = time.monotonic()
+        for event in events:
+            if self.sink is not None:
+                self.sink.send(event)
+            if event.on:
+                self.stats.notes += 1
+                self.stats.channels.add(event.timbre)
+            if self.on_event is not None:
+                self.on_event(event, now)
+        if self.sink is not None:
+            self.stats.sounding = len(self.sink.sounding)
+
+    def status_line(self) -> str:
+        s = self.stats
+        hops = s.hop_ms[-200:] or [0.0]
+        load = 100 * np.mean(hops) / (HOP / SAMPLE_RATE * 1000)
+        return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
+                f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}")  # fmt: skip
+
+
+def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -> None:
+    """Play a file into the engine's ring like a device would (paced in real time if asked)."""
+    start = time.perf_counter()
+    fed = 0
+    for samples in read_blocks(path, block):
+        if engine.stop.is_set():
+            break
+        if realtime:
+            due = start + fed / engine.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        while not realtime and engine.ring.available() > engine.ring.capacity // 2 and not engine.stop.is_set():
+            time.sleep(0.001)  # as fast as possible, but without overrunning the ring
+        engine.ring.write(samples)
+        fed += len(samples)
+    engine.input_done.set()
+
+
+def find_input_device(spec: str | None) -> tuple[int | None, dict]:
+    """sounddevice input device by index or name substring (None: the default input)."""
+    import sounddevice as sd
+
+    try:
+        devices = sd.query_devices()
+    except Exception as err:  # PortAudio missing or broken
+        raise LiveError(f"audio system unavailable ({err})") from None
+    inputs = [(i, d) for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+    if not inputs:
+        raise LiveError("no audio input device found (rtamt devices lists what there is)")
+    if spec is None:
+        default = sd.default.device[0]
+        matches = [(i, d) for i, d in inputs if i == default] or inputs[:1]
+    elif spec.isdigit():
+        matches = [(i, d) for i, d in inputs if i == int(spec)]
+    else:
+        matches = [(i, d) for i, d in inputs if spec.lower() in d["name"].lower()]
+    if not matches:
+        raise LiveError(f"audio input {spec!r} not found; inputs: {[d['name'] for _, d in inputs]}")
+    return matches[0]
+
+
+def list_devices() -> str:
+    """Audio inputs with host API and rate, and MIDI outputs."""
+    lines = ["audio inputs:"]
+    try:
+        import sounddevice as sd
+
+        apis = sd.query_hostapis()
+        for i, d in enumerate(sd.query_devices()):
+            if d["max_input_channels"] > 0:
+                lines.append(f"  [{i}] {d['name']} ({apis[d['hostapi']]['name']}, {d['max_input_channels']} ch, "
+                             f"{d['default_samplerate']:.0f} Hz)")  # fmt: skip
+    except Exception as err:
+        lines.append(f"  unavailable: {err}")
+    lines.append("MIDI outputs:")
+    try:
+        import rtmidi
+    except ImportError as err:
+        return "\n".join([*lines, f"  unavailable: {err}"])
+    for api in rtmidi.get_compiled_api():
+        api_name = rtmidi.get_api_display_name(api)
+        try:
+            ports = rtmidi.MidiOut(api).get_ports()
+        except rtmidi.SystemError as err:
+            lines.append(f"  {api_name}: unavailable ({str(err).splitlines()[0]})")
+            continue
+        lines += [f"  {name} ({api_name})" for name in ports] or [f"  {api_name}: no ports"]
+    return "\n".join(lines)
+
+
+def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str | None, realtime: bool,
+             samplerate: int | None, virtual_port: str | None, midi_port: str | None, midi_api: str,
+             events_json: bool, no_midi: bool = False, status: bool = True) -> dict:  # fmt: skip
+    """The `rtamt live` command: returns the final statistics."""
+    is_file = input_spec is not None and Path(input_spec).is_file()
+    if is_file:
+        rate, channels = probe(input_spec).samplerate, 1
+    else:
+        index, device = find_input_device(input_spec)
+        rate = int(samplerate or device["default_samplerate"])
+        channels = min(2, device["max_input_channels"])
+    sink = None if no_midi else MidiPortSink(virtual_port or "rtamt", midi_port, midi_api)
+
+    def print_event(event: NoteEvent, now: float) -> None:
+        print(json.dumps({"t": round(now, 4), "on": event.on, "pitch": event.pitch, "velocity": event.velocity,
+                          "channel": channel_for(event.timbre) + 1, "time_s": round(event.time_s, 4)}), flush=True)  # fmt: skip
+
+    backlog = None if is_file and not realtime else 0.5
+    engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, print_event if events_json else None, backlog)
+    stream = None
+    engine.start()
+    try:
+        if is_file:
+            feeder = threading.Thread(target=feed_file, args=(engine, input_spec, realtime), daemon=True)
+            feeder.start()
+        else:
+            import sounddevice as sd
+
+            try:
+                stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
+                                        callback=engine.callback)  # fmt: skip
+                stream.start()
+            except Exception as err:
+                raise LiveError(f"cannot open audio input {device['name']!r} at {rate} Hz ({err})") from None
+        last = 0.0
+        while engine._thread.is_alive():
+            engine.join(0.1)
+            if stream is not None and not stream.active:
+                raise LiveError("the audio input stopped (device disconnected?)")
+            if status and time.monotonic() - last > 0.5:
+                print("\r" + engine.status_line(), end="", file=sys.stderr, flush=True)
+                last = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.stop.set()
+        if stream is not None:
+            stream.abort()
+            stream.close()
+        engine.join(5.0)
+        if sink is not None:
+            sink.close()
+        if status:
+            print("\r" + engine.status_line(), file=sys.stderr)
+    if engine.error is not None:
+        raise engine.error
+    return engine.stats.summary(engine.ring, rate)

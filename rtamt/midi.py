@@ -1,0 +1,57 @@
+"""MIDI sinks: a multi-track MIDI file (one track per channel), written atomically."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import mido
+
+from rtamt.tracker import NoteEvent
+
+TICKS_PER_BEAT = 480
+TEMPO_US = 500_000  # 120 bpm: 960 ticks per second
+DRUM_CHANNEL = 9  # GM percussion (channel 10): never used for pitched notes
+
+
+def channel_for(index: int) -> int:
+    """MIDI channel (0-based) of the index-th timbre: 0..15 skipping the drum channel."""
+    channels = [c for c in range(16) if c != DRUM_CHANNEL]
+    return channels[index % len(channels)]
+
+
+def write_midi_file(path: str | os.PathLike, events: list[NoteEvent], channels: list[int] | None = None,
+                    names: list[str] | None = None, programs: list[int] | None = None) -> int:  # fmt: skip
+    """Write ``events`` (channels[i] is the timbre index of events[i], default 0) as a type-1 MIDI file with
+    one track per timbre. Writes to a temporary file and renames it, so a failure leaves nothing behind.
+    Returns the number of tracks."""
+    channels = channels or [0] * len(events)
+    by_timbre: dict[int, list[NoteEvent]] = defaultdict(list)
+    for event, timbre in zip(events, channels):
+        by_timbre[timbre].append(event)
+    ticks_per_s = TICKS_PER_BEAT * 1_000_000 / TEMPO_US
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0)]))
+    for timbre in sorted(by_timbre):
+        channel = channel_for(timbre)
+        name = names[timbre] if names else f"timbre {timbre + 1}"
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+        program = programs[timbre] if programs else 0
+        track.append(mido.Message("program_change", program=program, channel=channel, time=0))
+        stamped = sorted(
+            ((round(e.time_s * ticks_per_s), 0 if not e.on else 1, e) for e in by_timbre[timbre]),
+            key=lambda item: (item[0], item[1]),
+        )
+        now = 0
+        for tick, _, event in stamped:
+            kind = "note_on" if event.on else "note_off"
+            velocity = event.velocity if event.on else 0
+            track.append(mido.Message(kind, note=event.pitch, velocity=velocity, channel=channel, time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    midi.save(str(tmp))
+    os.replace(tmp, path)
+    return len(by_timbre)

@@ -1,0 +1,143 @@
+"""Online note tracker: onset/frame probabilities per pitch -> NoteOn / NoteOff events, causally.
+
+Rules, per pitch, one frame at a time:
+- onset: a local maximum of the onset probability above ``onset_threshold``, confirmed one frame later
+  (so every note-on is decided exactly one frame after its onset frame);
+- sustain start: a pitch whose frame probability stays above ``sustain_threshold`` for ``sustain_frames``
+  frames without an onset starts a note back-dated to the first of them (legato and slow attacks);
+- end: ``off_frames`` consecutive frames below ``frame_threshold`` end the note at the first of them, but
+  never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it;
+- velocity from the onset peak. ``flush`` ends every sounding note: nothing is ever left hanging.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from rtamt.chain import Stage
+from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    onset_threshold: float = 0.4
+    frame_threshold: float = 0.3
+    sustain_threshold: float = 0.6
+    sustain_frames: int = 8
+    off_frames: int = 3
+    min_frames: int = 4
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TrackerConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    """A note starting (``on``) or ending. ``frame`` is the musical frame of the event, ``decided`` the
+    frame whose arrival made the tracker emit it (the difference is the tracker's decision delay)."""
+
+    on: bool
+    pitch: int  # MIDI number
+    frame: int
+    decided: int
+    velocity: int = 0
+    timbre: int = 0  # timbre cluster (MIDI channel index); set by the clusterer, 0 without one
+
+    @property
+    def time_s(self) -> float:
+        return self.frame * HOP_S
+
+
+class NoteTracker(Stage):
+    """(n, 2, 84) probability frames -> list of NoteEvent, in order of decision."""
+
+    name = "note-tracker"
+    DECISION_FRAMES = 1
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.reset()
+
+    @property
+    def latency_s(self) -> float:
+        return self.DECISION_FRAMES * HOP_S
+
+    def reset(self) -> None:
+        self.frame = 0  # index of the next input frame
+        self._prev_onset = np.zeros(N_PITCHES)  # onset probability at frame - 1
+        self._prev2_onset = np.zeros(N_PITCHES)  # at frame - 2
+        self._start = np.full(N_PITCHES, -1, dtype=np.int64)  # start frame of the sounding note, -1 if none
+        self._below = np.zeros(N_PITCHES, dtype=np.int64)  # consecutive frames under frame_threshold
+        self._above = np.zeros(N_PITCHES, dtype=np.int64)  # consecutive frames over sustain_threshold
+
+    def empty_output(self) -> list[NoteEvent]:
+        return []
+
+    def process(self, block: np.ndarray) -> list[NoteEvent]:
+        events: list[NoteEvent] = []
+        for onset, frame in zip(block[:, 0], block[:, 1]):
+            self._step(onset.astype(np.float64), frame.astype(np.float64), events)
+        return events
+
+    def _step(self, onset: np.ndarray, frame: np.ndarray, events: list[NoteEvent]) -> None:
+        c, t = self.config, self.frame
+        # Onsets at t - 1: local maxima above threshold, now that frame t is known.
+        peak = (self._prev_onset >= c.onset_threshold) & (self._prev_onset >= self._prev2_onset) & (
+            self._prev_onset > onset
+        )
+        sounding = self._start >= 0
+        for p in np.flatnonzero(peak & sounding & (t - 1 - self._start >= c.min_frames)):
+            events.append(NoteEvent(False, MIDI_MIN + int(p), t - 1, t))  # re-strike
+        for p in np.flatnonzero(peak & ~(sounding & (t - 1 - self._start < c.min_frames))):
+            velocity = int(np.clip(round(30 + 97 * self._prev_onset[p]), 1, 127))
+            events.append(NoteEvent(True, MIDI_MIN + int(p), t - 1, t, velocity))
+            self._start[p] = t - 1
+            self._below[p] = 0
+        # Ends: off_frames in a row under the frame threshold, after the minimum duration.
+        sounding = self._start >= 0
+        self._below = np.where(frame < c.frame_threshold, self._below + 1, 0)
+        end = t - c.off_frames + 1  # the first of the quiet frames
+        for p in np.flatnonzero(sounding & (self._below >= c.off_frames) & (end - self._start >= c.min_frames)):
+            events.append(NoteEvent(False, MIDI_MIN + int(p), end, t))
+            self._start[p] = -1
+        # Sustained energy with no onset: start a note where it began.
+        self._above = np.where(frame >= c.sustain_threshold, self._above + 1, 0)
+        for p in np.flatnonzero((self._above >= c.sustain_frames) & (self._start < 0)):
+            begin = t - c.sustain_frames + 1
+            velocity = int(np.clip(round(30 + 97 * frame[p]), 1, 127))
+            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity))
+            self._start[p] = begin
+            self._below[p] = 0
+        self._prev2_onset, self._prev_onset = self._prev_onset, onset
+        self.frame = t + 1
+
+    def flush(self) -> list[NoteEvent]:
+        """End every sounding note at the current frame (never earlier than its minimum duration)."""
+        events = [
+            NoteEvent(False, MIDI_MIN + int(p), max(self.frame, int(self._start[p]) + 1), self.frame)
+            for p in np.flatnonzero(self._start >= 0)
+        ]
+        self.reset()
+        return events
+
+
+def events_to_notes(events: list[NoteEvent]) -> list[tuple[float, float, int, int]]:
+    """Pair note-ons with their note-offs: (onset_s, offset_s, pitch, velocity), sorted by onset."""
+    open_notes: dict[int, NoteEvent] = {}
+    notes = []
+    for event in events:
+        if event.on:
+            open_notes[event.pitch] = event
+        elif event.pitch in open_notes:
+            start = open_notes.pop(event.pitch)
+            notes.append((start.time_s, max(event.time_s, start.time_s + HOP_S), event.pitch, start.velocity))
+    if open_notes:
+        raise ValueError(f"unterminated notes: {sorted(open_notes)}")
+    return sorted(notes)

@@ -1,0 +1,213 @@
+"""Train the causal backbone on the synthetic shards and export it as a streaming ONNX model.
+
+    python -m rtamt.training.backbone train --data data/synth --out runs/backbone --steps 2400
+    python -m rtamt.training.backbone export --run runs/backbone --out models/backbone.onnx
+
+Training resumes from runs/<name>/checkpoint.pt when it exists (same command). Loss: focal loss as
+published (gamma 1, alpha 0.2 for frames and 0.06 for onsets, positives weighted down). A model with
+look-ahead L is trained so that its output at frame t describes frame t - L.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtamt.cqt import CQTConfig
+from rtamt.training.dataset import SynthCrops
+from rtamt.training.models import Backbone, parameter_count
+
+WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2400
+    batch: int = 8
+    crop_frames: int = 430
+    lookahead: int = 2
+    gamma_hz: float = 10.0
+    lr: float = 2e-3
+    gru_hidden: int = 0
+    seed: int = 0
+    workers: int = 1
+    valid_items: int = 96
+    checkpoint_every: int = 100
+
+    @property
+    def cqt(self) -> CQTConfig:
+        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
+
+
+def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
+    """Binary focal loss, summed over bins and averaged over the batch; ``alpha`` weights positives."""
+    prob = prob.clamp(1e-6, 1 - 1e-6)
+    positive = -alpha * (1 - prob) ** gamma * torch.log(prob) * target
+    negative = -(1 - alpha) * prob**gamma * torch.log(1 - prob) * (1 - target)
+    return (positive + negative).sum() / prob.shape[0]
+
+
+def aligned(output: torch.Tensor, label: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair output frame t with label frame t - lookahead, leaving out the warm-up frames."""
+    frames = label.shape[-1]
+    out = output[..., WARM_FRAMES + lookahead :]
+    return out, label[..., WARM_FRAMES : frames - lookahead]
+
+
+def losses(model: Backbone, batch: dict, lookahead: int) -> dict[str, torch.Tensor]:
+    onset, frame, *_ = model(batch["hcqt"])
+    o, o_label = aligned(onset, batch["onset"], lookahead)
+    f, f_label = aligned(frame, batch["frame"], lookahead)
+    return {"onset": focal_loss(o, o_label, 0.06), "frame": focal_loss(f, f_label, 0.2), "o": o, "f": f,
+            "o_label": o_label, "f_label": f_label}  # fmt: skip
+
+
+def f1(pred: np.ndarray, label: np.ndarray) -> float:
+    tp = float(np.logical_and(pred, label).sum())
+    return 2 * tp / max(float(pred.sum() + label.sum()), 1.0)
+
+
+@torch.no_grad()
+def validate(model: Backbone, loader: torch.utils.data.DataLoader, lookahead: int) -> dict:
+    """Loss, frame F1 and a frame-level onset F1 (peaks within +-1 frame) at a few thresholds."""
+    model.eval()
+    totals = {"onset": 0.0, "frame": 0.0}
+    frames, frame_labels, onsets, onset_labels = [], [], [], []
+    for batch in loader:
+        out = losses(model, batch, lookahead)
+        totals["onset"] += float(out["onset"]) / len(loader)
+        totals["frame"] += float(out["frame"]) / len(loader)
+        frames.append(out["f"].numpy()), frame_labels.append(out["f_label"].numpy())
+        onsets.append(out["o"].numpy()), onset_labels.append(out["o_label"].numpy())
+    model.train()
+    f, fl = np.concatenate(frames), np.concatenate(frame_labels) > 0.5
+    o, ol = np.concatenate(onsets), np.concatenate(onset_labels) > 0.5
+    near = np.maximum(ol, np.maximum(np.roll(ol, 1, -1), np.roll(ol, -1, -1)))
+    result = {"loss_onset": round(totals["onset"], 2), "loss_frame": round(totals["frame"], 2)}
+    for threshold in (0.3, 0.4, 0.5):
+        result[f"frame_f1@{threshold}"] = round(f1(f > threshold, fl), 4)
+        peaks = (o > threshold) & (o >= np.roll(o, 1, -1)) & (o >= np.roll(o, -1, -1))
+        tp = float((peaks & near).sum())
+        result[f"onset_f1@{threshold}"] = round(2 * tp / max(float(peaks.sum() + ol.sum()), 1.0), 4)
+    return result
+
+
+def train(data: Path, out: Path, config: TrainConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(2)
+    model = Backbone(config.gru_hidden)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    schedule = lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    checkpoint_path = out / "checkpoint.pt"
+    step, log = 0, []
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, log = state["step"], state["log"]
+        print(f"resumed at step {step}", file=sys.stderr)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps,
+                           train=True, cqt=config.cqt, seed=config.seed)  # fmt: skip
+    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
+    sampler = range(step * config.batch, config.steps * config.batch)  # resume where the data stream was
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch, sampler=sampler,
+                                         num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=0)
+    started, audio_s = time.perf_counter(), 0.0
+    running = None
+    for batch in loader:
+        batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
+        out_losses = losses(model, batch, config.lookahead)
+        loss = out_losses["onset"] + out_losses["frame"]
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        audio_s += config.batch * config.crop_frames * 256 / 22050
+        running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+        elapsed = time.perf_counter() - started
+        print(f"\rstep {step}/{config.steps} loss {running:.2f} lr {scheduler.get_last_lr()[0]:.2e} "
+              f"{audio_s / elapsed:.1f} s audio/s", end="", file=sys.stderr)  # fmt: skip
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            metrics = validate(model, valid_loader, config.lookahead)
+            log.append({"step": step, "train_loss": round(running, 3), "minutes": round(elapsed / 60, 2), **metrics})
+            print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": asdict(config)}  # fmt: skip
+            torch.save(state, out / "checkpoint.tmp")
+            (out / "checkpoint.tmp").replace(checkpoint_path)
+            (out / "log.json").write_text(json.dumps(log, indent=1))
+    print(f"\ntrained {parameter_count(model)} parameters for {step} steps", file=sys.stderr)
+
+
+def export(run: Path, out: Path) -> None:
+    """Export the run's checkpoint (see :func:`export_model`)."""
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    config = TrainConfig(**state["config"])
+    model = Backbone(config.gru_hidden)
+    model.load_state_dict(state["model"])
+    export_model(model, config.lookahead, config.cqt, out, {"train_steps": str(state["step"])})
+
+
+def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None,
+                 opset: int = 17) -> None:  # fmt: skip
+    """Write the streaming ONNX model: inputs hcqt (1, 8, 252, n) + caches, outputs onset, frame (1, 84, n)
+    + new caches. Metadata records the front-end settings and the look-ahead."""
+    import onnx
+
+    model.eval()
+    caches = model.initial_caches(1)
+    cache_in = [f"cache_{i}" for i in range(len(caches))]
+    cache_out = [f"new_cache_{i}" for i in range(len(caches))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *cache_in],
+        output_names=["onset", "frame", *cache_out], opset_version=opset, dynamo=False,
+        dynamic_axes={"hcqt": {3: "frames"}, "onset": {2: "frames"}, "frame": {2: "frames"}},
+    )  # fmt: skip
+    proto = onnx.load(str(out))
+    meta = {"rtamt_model": "backbone", "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
+            "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.backbone", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, default=Path("data/synth"))
+    t.add_argument("--out", type=Path, default=Path("runs/backbone"))
+    for name, field in TrainConfig.__dataclass_fields__.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+    e = sub.add_parser("export")
+    e.add_argument("--run", type=Path, default=Path("runs/backbone"))
+    e.add_argument("--out", type=Path, default=Path("models/backbone.onnx"))
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        config = TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+        train(args.data, args.out, config)
+    else:
+        export(args.run, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Causal, streamable PyTorch models. Every temporal layer takes the cached tail of its own past input and
+returns the new tail, so a chunked run with carried caches equals one pass over the whole sequence."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rtamt.constants import N_HARMONICS, N_HCQT_BINS, N_PITCHES
+
+
+class CausalConv2d(nn.Module):
+    """Conv over (freq, time): 'same' (or stride-3 pitch-centred) in frequency, causal in time."""
+
+    def __init__(self, cin: int, cout: int, kf: int, kt: int, dil_f: int = 1, stride_f: int = 1, bias: bool = True):
+        super().__init__()
+        if kt < 2:
+            raise ValueError("a temporal layer needs kt >= 2 (use a plain conv otherwise)")
+        self.conv = nn.Conv2d(cin, cout, (kf, kt), stride=(stride_f, 1), dilation=(dil_f, 1), bias=bias)
+        self.context = kt - 1
+        self.cin = cin
+        span = dil_f * (kf - 1)
+        if stride_f == 1:
+            self.pad_f = (span // 2, span - span // 2)
+        else:  # output bin i centred on input bin stride * i + stride // 2 (the pitch's centre bin)
+            side = span // 2 - stride_f // 2
+            self.pad_f = (side, side)
+
+    def cache_shape(self, batch: int, bins: int) -> tuple[int, int, int, int]:
+        return (batch, self.cin, bins, self.context)
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full = torch.cat([cache, x], dim=3)
+        new_cache = full[:, :, :, full.shape[3] - self.context :]
+        padded = F.pad(full, (0, 0, self.pad_f[0], self.pad_f[1]))
+        return self.conv(padded), new_cache
+
+
+class Backbone(nn.Module):
+    """Causal BasicAMT: HCQT (B, 8, 252, T) -> onset and frame probabilities (B, 84, T).
+
+    Same layers as the published model with every time kernel made causal, plus an optional per-pitch GRU
+    that carries note state across time (``gru_hidden`` > 0). Outputs at frame t describe frame t - L for
+    a model trained with look-ahead L (the runtime delays by L).
+    """
+
+    def __init__(self, gru_hidden: int = 0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.2))
+        self.shift = nn.Parameter(torch.tensor(1.0))
+        self.conv1 = CausalConv2d(N_HARMONICS, 16, 5, 5)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = CausalConv2d(16, N_HARMONICS, 25, 3, dil_f=3)
+        self.bn2 = nn.BatchNorm2d(N_HARMONICS)
+        self.conv3 = CausalConv2d(N_HARMONICS, 16, 5, 5)
+        self.bn3 = nn.BatchNorm2d(16)
+        self.frame_head = CausalConv2d(16, 1, 5, 5, stride_f=3)
+        self.onset_conv = CausalConv2d(16, 7, 7, 3, stride_f=3)
+        self.onset_bn = nn.BatchNorm2d(7)
+        self.onset_head = CausalConv2d(8, 1, 3, 5)
+        self.gru_hidden = gru_hidden
+        if gru_hidden:
+            self.gru = nn.GRU(9, gru_hidden, batch_first=True)
+            self.refine = nn.Linear(gru_hidden, 2)
+
+    def temporal_layers(self) -> list[tuple[CausalConv2d, int]]:
+        """Each causal conv with the number of frequency bins of its input."""
+        return [
+            (self.conv1, N_HCQT_BINS), (self.conv2, N_HCQT_BINS), (self.conv3, N_HCQT_BINS),
+            (self.frame_head, N_HCQT_BINS), (self.onset_conv, N_HCQT_BINS), (self.onset_head, N_PITCHES),
+        ]  # fmt: skip
+
+    def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
+        caches = [torch.zeros(layer.cache_shape(batch, bins)) for layer, bins in self.temporal_layers()]
+        if self.gru_hidden:
+            caches.append(torch.zeros(1, batch * N_PITCHES, self.gru_hidden))
+        return caches
+
+    def forward(self, hcqt: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(onset, frame, *new_caches); onset and frame are probabilities (B, 84, T)."""
+        if not caches:
+            caches = tuple(self.initial_caches(hcqt.shape[0]))
+        new: list[torch.Tensor] = []
+        x = hcqt * self.scale + self.shift
+        h, c = self.conv1(x, caches[0])
+        new.append(c)
+        h = F.leaky_relu(self.bn1(h), 0.3)
+        r, c = self.conv2(h, caches[1])
+        new.append(c)
+        h = F.relu(self.bn2(r) + x)
+        h, c = self.conv3(h, caches[2])
+        new.append(c)
+        h = F.relu(self.bn3(h))
+        frame_logit, c = self.frame_head(h, caches[3])
+        new.append(c)
+        o, c = self.onset_conv(h, caches[4])
+        new.append(c)
+        o = F.relu(self.onset_bn(o))
+        onset_logit, c = self.onset_head(torch.cat([o, torch.sigmoid(frame_logit)], dim=1), caches[5])
+        new.append(c)
+        if self.gru_hidden:
+            batch, _, pitches, frames = o.shape
+            features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, 9, 84, T)
+            seq = features.permute(0, 2, 3, 1).reshape(batch * pitches, frames, 9)
+            out, state = self.gru(seq, caches[6])
+            new.append(state)
+            delta = self.refine(out).reshape(batch, pitches, frames, 2).permute(0, 3, 1, 2)
+            onset_logit = onset_logit + delta[:, 0:1]
+            frame_logit = frame_logit + delta[:, 1:2]
+        return (torch.sigmoid(onset_logit[:, 0]), torch.sigmoid(frame_logit[:, 0]), *new)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,81 @@
+"""The exported streaming ONNX backbone equals the PyTorch model; bad model files give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rtamt.backbone import Backbone as BackboneStage  # noqa: E402
+from rtamt.cqt import CQTConfig  # noqa: E402
+from rtamt.models import ModelError  # noqa: E402
+from rtamt.training.backbone import export_model  # noqa: E402
+from rtamt.training.models import Backbone, parameter_count  # noqa: E402
+
+FRAMES = 150
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Backbone, Path, np.ndarray, np.ndarray]:
+    torch.manual_seed(0)
+    model = Backbone(gru_hidden=8)  # the optional recurrent layer carries a cache too
+    with torch.no_grad():  # non-trivial batch-norm statistics, as after training
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    path = tmp_path_factory.mktemp("model") / "backbone.onnx"
+    export_model(model, 2, CQTConfig(gamma_hz=10.0), path)
+    hcqt = np.random.default_rng(0).normal(-6, 3, size=(FRAMES, 8, 252)).astype(np.float32)
+    with torch.no_grad():
+        onset, frame, *_ = model(torch.from_numpy(np.ascontiguousarray(hcqt.transpose(1, 2, 0)[None])))
+    reference = np.stack([onset[0].numpy().T, frame[0].numpy().T], axis=1)  # (T, 2, 84)
+    return model, path, hcqt, reference
+
+
+def test_parameter_budget(exported) -> None:
+    assert parameter_count(exported[0]) <= 40_000
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8))
+def test_streaming_onnx_equals_pytorch(exported, sizes: list[int]) -> None:
+    _, path, hcqt, reference = exported
+    stage = BackboneStage(path)
+    outputs, pos, i = [], 0, 0
+    while pos < FRAMES:
+        n = sizes[i % len(sizes)]
+        outputs.append(stage.process(hcqt[pos : pos + n]))
+        pos, i = pos + n, i + 1
+    outputs.append(stage.flush())
+    streamed = np.concatenate(outputs)
+    lookahead = stage.lookahead
+    assert streamed.shape == (FRAMES, 2, 84)
+    # Output frame t is the model's output at input t + lookahead.
+    np.testing.assert_allclose(streamed[: FRAMES - lookahead], reference[lookahead:], atol=1e-4)
+
+
+def test_metadata_carries_front_end_and_lookahead(exported) -> None:
+    stage = BackboneStage(exported[1])
+    assert stage.lookahead == 2 and stage.latency_s == pytest.approx(2 * 256 / 22050)
+    assert '"gamma_hz": 10.0' in stage.meta["cqt_config"]
+
+
+def test_missing_and_corrupt_model_files(tmp_path: Path, exported) -> None:
+    with pytest.raises(ModelError, match="model file not found"):
+        BackboneStage(tmp_path / "nope.onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(exported[1].read_bytes()[:5000])
+    with pytest.raises(ModelError, match="corrupt.onnx: not a valid ONNX model"):
+        BackboneStage(corrupt)
+    text = tmp_path / "text.onnx"
+    text.write_text("hello")
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        BackboneStage(text)

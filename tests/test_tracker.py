@@ -1,0 +1,114 @@
+"""Online note tracker: rules, streaming equals one pass, no hanging notes, MIDI file output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtamt.constants import HOP_S, MIDI_MIN
+from rtamt.midi import channel_for, write_midi_file
+from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
+
+CONFIG = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, sustain_threshold=0.7, sustain_frames=6,
+                       off_frames=3, min_frames=4)  # fmt: skip
+
+
+def probs(frames: int) -> np.ndarray:
+    return np.zeros((frames, 2, 84), dtype=np.float32)
+
+
+def add_note(p: np.ndarray, pitch: int, start: int, end: int, peak: float = 0.9) -> None:
+    i = pitch - MIDI_MIN
+    p[start - 1, 0, i], p[start, 0, i], p[start + 1, 0, i] = 0.3, peak, 0.4
+    p[start:end, 1, i] = 0.8
+
+
+def run(p: np.ndarray, config: TrackerConfig = CONFIG) -> list:
+    tracker = NoteTracker(config)
+    return tracker.process(p) + tracker.flush()
+
+
+def test_a_clean_note_gives_one_note_with_its_times() -> None:
+    p = probs(100)
+    add_note(p, 60, 20, 50)
+    events = run(p)
+    assert [(e.on, e.pitch, e.frame) for e in events] == [(True, 60, 20), (False, 60, 50)]
+    assert events[0].decided == 21  # decided one frame after the onset frame
+    assert events[1].decided == 52  # third quiet frame
+    assert events[0].velocity == round(30 + 97 * 0.9)
+
+
+def test_weak_onsets_are_ignored_and_sustained_energy_starts_a_backdated_note() -> None:
+    p = probs(100)
+    add_note(p, 64, 10, 12, peak=0.45)  # below the onset threshold; frames only 2 long
+    i = 67 - MIDI_MIN
+    p[40:70, 1, i] = 0.9  # no onset at all, but sustained
+    notes = events_to_notes(run(p))
+    assert notes == [(40 * HOP_S, 70 * HOP_S, 67, round(30 + 97 * 0.9))]
+
+
+def test_restrike_on_a_sounding_pitch_and_minimum_duration() -> None:
+    p = probs(120)
+    add_note(p, 72, 10, 80)
+    add_note(p, 72, 40, 80)  # repeated note while the first still sounds
+    p[:, 1, 72 - MIDI_MIN][10:80] = 0.8
+    notes = events_to_notes(run(p))
+    assert [(round(a / HOP_S), round(b / HOP_S)) for a, b, _, _ in notes] == [(10, 40), (40, 80)]
+    q = probs(60)
+    add_note(q, 50, 10, 11)  # frame activity for one frame only
+    (note,) = events_to_notes(run(q))
+    assert round((note[1] - note[0]) / HOP_S) == CONFIG.min_frames
+
+
+def test_flush_ends_every_sounding_note() -> None:
+    p = probs(50)
+    for pitch in (40, 52, 77):
+        add_note(p, pitch, 10, 50)
+    tracker = NoteTracker(CONFIG)
+    events = tracker.process(p)
+    assert sum(e.on for e in events) == 3 and not any(not e.on for e in events)
+    tail = tracker.flush()
+    assert sorted(e.pitch for e in tail) == [40, 52, 77] and all(not e.on for e in tail)
+    assert len(events_to_notes(events + tail)) == 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000))
+def test_streaming_equals_one_pass(sizes: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = (rng.random((300, 2, 84)) ** 6).astype(np.float32)  # sparse peaks
+    expected = run(p)
+    tracker = NoteTracker(CONFIG)
+    got, pos, i = [], 0, 0
+    while pos < len(p):
+        got += tracker.process(p[pos : pos + sizes[i % len(sizes)]])
+        pos, i = pos + sizes[i % len(sizes)], i + 1
+    got += tracker.flush()
+    assert got == expected
+    events_to_notes(got)  # raises if any note were left without its note-off
+
+
+def test_midi_file_has_one_track_per_timbre_and_no_hanging_notes(tmp_path: Path) -> None:
+    p = probs(200)
+    add_note(p, 60, 10, 60)
+    add_note(p, 64, 30, 90)
+    add_note(p, 60, 100, 150)
+    events = run(p)
+    timbres = [0 if e.pitch == 60 else 2 for e in events]
+    out = tmp_path / "out.mid"
+    assert write_midi_file(out, events, timbres) == 2
+    midi = mido.MidiFile(out)
+    assert [t.name for t in midi.tracks[1:]] == ["timbre 1", "timbre 3"]
+    for track in midi.tracks[1:]:
+        ons = [m for m in track if m.type == "note_on" and m.velocity > 0]
+        offs = [m for m in track if m.type == "note_off"]
+        assert len(ons) == len(offs) > 0
+        assert len({m.channel for m in ons}) == 1
+    assert channel_for(0) == 0 and channel_for(9) == 10  # channel 10 (drums) is skipped
+    assert not (tmp_path / "out.mid.tmp").exists()
+    assert midi.length == pytest.approx(150 * HOP_S, abs=0.01)
