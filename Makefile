@@ -16,7 +16,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,train]'
 	touch $@
 
 ## Transcribe the bundled two-instrument example and print what was found.
@@ -27,11 +27,15 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q
 
-## Benchmarks: writes JSON results under benchmarks/results/.
-bench: $(VENV)/.runtime
+## Benchmarks: writes JSON results under benchmarks/results/ (BACH10 expected at ../shared/data/bach10).
+BACH10 ?= ../shared/data/bach10
+bench: $(VENV)/.test
 	mkdir -p benchmarks/results
 	$(BIN)/rtamt bench cqt --json > benchmarks/results/cqt.json
-	cat benchmarks/results/cqt.json
+	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
+	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
+	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
+	$(BIN)/rtamt eval --synthetic data/synth/test --json > benchmarks/results/synthetic_test.json
 
 clean:
 	rm -rf $(VENV) duet.transcribed.mid

@@ -14,7 +14,7 @@ from rtamt.constants import HOP_S
 from rtamt.cqt import CQTConfig
 from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
-from rtamt.midi import write_midi_file
+from rtamt.midi import channel_for, write_midi_file
 from rtamt.models import ModelError, models_dir
 from rtamt.pipeline import build_transcriber
 from rtamt.tracker import events_to_notes
@@ -33,36 +33,60 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"front end: {len(frames)} frames of 8x252 HCQT ({len(frames) * HOP_S:.2f} s)")
         print(f"rtamt: no note model ({backbone} is missing): {args.output} not written", file=sys.stderr)
         return EXIT_NO_MODEL
-    transcriber = build_transcriber(info.samplerate, models_dir())
+    transcriber = build_transcriber(info.samplerate, instruments=args.instruments, exact=args.exact)
     stats = InputStats()
     start = time.perf_counter()
     events = transcriber.chain.run(read_blocks(args.audio, stats=stats))
     elapsed = time.perf_counter() - start
-    notes = events_to_notes(events)
-    tracks = write_midi_file(args.output, events)
     print(f"{info.path}: {info.duration_s:.2f} s, {info.samplerate} Hz, {info.channels} channel(s)")
     if stats.clipped:
         print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
-    print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f}); "
-          f"algorithmic latency {1000 * transcriber.chain.latency_s:.0f} ms + CQT window delay")  # fmt: skip
+    print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f})")
+    if args.refine and transcriber.assigner is not None:
+        events = refined_events(transcriber.assigner.completed, args.instruments)
+    timbres = [e.timbre for e in events]
+    notes = events_to_notes(events)
     if notes:
         pitches = [n[2] for n in notes]
         print(f"found {len(notes)} notes, MIDI {min(pitches)}-{max(pitches)}, "
               f"{notes[0][0]:.2f}-{max(n[1] for n in notes):.2f} s")  # fmt: skip
+        for timbre in sorted(set(timbres)):
+            mine = [e for e in events if e.on and e.timbre == timbre]
+            low, high = min(e.pitch for e in mine), max(e.pitch for e in mine)
+            print(f"  timbre {timbre + 1} (MIDI channel {channel_for(timbre) + 1}): {len(mine)} notes, MIDI {low}-{high}")
     else:
         print("found no notes")
-    print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''})")
+    tracks = write_midi_file(args.output, events, timbres)
+    mode = "refined offline" if args.refine and transcriber.assigner is not None else "online"
+    print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}, {mode} timbre assignment)")
     return 0
 
 
+def refined_events(completed: list, instruments: int | None) -> list:
+    """Note events re-labelled by hindsight clustering of all whole-note embeddings."""
+    from dataclasses import replace
+
+    from rtamt.cluster import refine
+
+    labels = refine(completed, instruments)
+    events = []
+    for (on, off, _), label in zip(completed, labels):
+        events += [replace(on, timbre=label), replace(off, timbre=label)]
+    return sorted(events, key=lambda e: (e.frame, e.on))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rtamt.evaluate import evaluate_folder, evaluate_shards
+    from rtamt.evaluate import evaluate_folder, evaluate_separation, evaluate_shards
 
     transcriber = build_transcriber()
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
         report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
+    if args.separation and args.data:
+        report["separation"] = evaluate_separation(args.data, progress=say)
+        if not args.per_piece:
+            report["separation"].pop("mixes")
     if args.synthetic:
         report["synthetic"] = {"path": str(args.synthetic),
                                **evaluate_shards(args.synthetic, transcriber, args.limit, say)}  # fmt: skip
@@ -75,6 +99,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key in ("folder", "synthetic"):
             if key in report:
                 print(f"{report[key]['path']}: {json.dumps(report[key]['mean'])}")
+        if "separation" in report:
+            print(f"separation: {json.dumps(report['separation']['by_size'])}")
     return 0
 
 
@@ -82,7 +108,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.live import run_live
 
     summary = run_live(
-        lambda rate: build_transcriber(rate), args.input, args.realtime, args.samplerate, args.virtual_port,
+        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
     )  # fmt: skip
     print(json.dumps(summary), file=sys.stderr)
@@ -130,6 +156,11 @@ def add_frontend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_timbre_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
+    parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtamt", description="Real-time multi-instrument music transcription: live audio to live MIDI."
@@ -140,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe = sub.add_parser("transcribe", help="transcribe an audio file to a multi-track MIDI file")
     transcribe.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3, ...; any rate and channel count)")
     transcribe.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    add_timbre_options(transcribe)
+    transcribe.add_argument("--refine", action="store_true",
+                            help="re-cluster all notes at the end (hindsight) before writing the file")  # fmt: skip
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -147,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--synthetic", type=Path, help="a synthetic split, e.g. data/synth/test")
     evaluate.add_argument("--limit", type=int, help="at most this many synthetic examples")
     evaluate.add_argument("--per-piece", action="store_true", help="include every piece's scores")
+    evaluate.add_argument("--separation", action="store_true",
+                          help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(func=cmd_eval)
 
@@ -161,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
     live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
     live.add_argument("--quiet", action="store_true", help="no status line")
+    add_timbre_options(live)
     live.set_defaults(func=cmd_live)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")

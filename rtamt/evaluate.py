@@ -7,12 +7,13 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from rtamt.audio import probe, read_blocks
-from rtamt.constants import HOP, HOP_S, SAMPLE_RATE, pitch_to_hz
+from rtamt.audio import probe, read_all, read_blocks
+from rtamt.constants import HOP_S, SAMPLE_RATE, pitch_to_hz
 from rtamt.pipeline import Transcriber, build_transcriber
 from rtamt.tracker import NoteEvent, events_to_notes
 
@@ -61,10 +62,10 @@ def note_metrics(reference: list[tuple], estimate: list[tuple]) -> dict:
     if len(ref_p) and len(est_p):
         p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
             ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=None)  # fmt: skip
-        p2, r2, f2, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        _, _, f2, _ = mir_eval.transcription.precision_recall_f1_overlap(
             ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=0.2)  # fmt: skip
     else:
-        p = r = f = p2 = r2 = f2 = 0.0
+        p = r = f = f2 = 0.0
     result.update(onset_p=p, onset_r=r, onset_f1=f, offset_f1=f2)
     end = max([0.0] + [i[1] for i in ref_i] + [i[1] for i in est_i]) + 0.1
     ref_t, ref_f = _frames(ref_i, ref_p, end)
@@ -110,6 +111,7 @@ def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], refer
     result["latency_ms_p95"] = round(float(np.percentile(latency, 95)) * 1000, 1) if len(latency) else None
     result["real_time_factor"] = round(seconds / duration_s, 4)
     result["_latencies"] = latency
+    result["_events"] = events
     return result
 
 
@@ -126,6 +128,7 @@ def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
         results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
                                              info.duration_s)  # fmt: skip
+        results[piece.name].pop("_events")
         progress(f"{piece.name}: onset F1 {results[piece.name]['onset_f1']:.3f}")
     return summarise(results)
 
@@ -143,10 +146,92 @@ def evaluate_shards(split_dir: Path, transcriber: Transcriber, limit: int | None
         audio = shards.segment(index, 0, example.length)
         blocks = [audio[i : i + 4096] for i in range(0, len(audio), 4096)]
         reference = [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes]
-        results[f"example-{index:04d}"] = evaluate_piece(transcriber, blocks, reference, example.length / SAMPLE_RATE)
+        result = evaluate_piece(transcriber, blocks, reference, example.length / SAMPLE_RATE)
+        slots = sorted({int(n[4]) for n in example.notes})
+        if transcriber.assigner is not None and len(slots) >= 2:
+            by_slot = {str(k): [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes if int(n[4]) == k] for k in slots}
+            result["separation"] = separation_metrics(by_slot, result.pop("_events"))
+        result.pop("_events", None)
+        results[f"example-{index:04d}"] = result
         if index % 10 == 0:
             progress(f"example {index}: onset F1 {results[f'example-{index:04d}']['onset_f1']:.3f}")
     return summarise(results)
+
+
+STEMS = ("violin", "clarinet", "saxophone", "bassoon")
+
+
+def separation_metrics(reference: dict[str, list[tuple]], events: list[NoteEvent]) -> dict:
+    """Match channels to instruments one-to-one (Hungarian) to maximise the summed onset F1; average over
+    the K instruments (an instrument left without a channel scores 0)."""
+    from scipy.optimize import linear_sum_assignment
+
+    by_channel: dict[int, list[NoteEvent]] = {}
+    for event in events:
+        by_channel.setdefault(event.timbre, []).append(event)
+    channels = sorted(by_channel)
+    instruments = sorted(reference)
+    scores = np.zeros((len(channels), len(instruments)))
+    for a, channel in enumerate(channels):
+        notes = events_to_notes(by_channel[channel])
+        for b, name in enumerate(instruments):
+            scores[a, b] = note_metrics(reference[name], notes)["onset_f1"] if notes and reference[name] else 0.0
+    rows, cols = linear_sum_assignment(-scores) if len(channels) else ([], [])
+    return {"separation_f": round(float(scores[rows, cols].sum() / len(instruments)), 4), "channels": len(channels),
+            "k": len(instruments)}  # fmt: skip
+
+
+def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple[int, ...] = (2, 3, 4),
+                        progress: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
+    (K unknown) and refined with K given; separation F, channels spawned against K."""
+    from itertools import combinations
+
+    from rtamt.cluster import refine
+
+    pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
+    rows = []
+    transcriber = None
+    for piece in pieces:
+        stems = {name: read_all(piece / f"{name}.flac") for name in STEMS}
+        notes = read_notes_csv(piece / "notes.csv")
+        for size in sizes:
+            for combo in combinations(STEMS, size):
+                rate = stems[combo[0]][1]
+                mix = np.sum([stems[name][0] for name in combo], axis=0).astype(np.float32)
+                if transcriber is None or transcriber.chain.stages[0].input_rate != rate:
+                    transcriber = build_transcriber(rate)
+                transcriber.chain.reset()
+                events = transcriber.chain.run([mix[i : i + 4096] for i in range(0, len(mix), 4096)])
+                reference = {name: [(on, off, m) for on, off, m, inst in notes if inst == name] for name in combo}
+                online = separation_metrics(reference, events)
+                row = {"piece": piece.name, "mix": "+".join(combo), "k": size, "online": online,
+                       "onset_f1_all": note_metrics([n for r in reference.values() for n in r], events_to_notes(events))["onset_f1"]}  # fmt: skip
+                if refine_with_k and transcriber.assigner is not None:
+                    completed = transcriber.assigner.completed
+                    labels = refine(completed, size)
+                    relabelled = [replace(e, timbre=label) for (on, off, _), label in zip(completed, labels) for e in (on, off)]
+                    row["refined_k"] = separation_metrics(reference, relabelled)
+                rows.append(row)
+                progress(f"{piece.name} {row['mix']}: online F {online['separation_f']:.3f} "
+                         f"({online['channels']} channels for {size})")  # fmt: skip
+    summary = {}
+    for size in sizes:
+        mine = [r for r in rows if r["k"] == size]
+        if not mine:
+            continue
+        entry = {
+            "mixes": len(mine),
+            "online_separation_f": round(float(np.mean([r["online"]["separation_f"] for r in mine])), 4),
+            "channels_equal_k": round(float(np.mean([r["online"]["channels"] == size for r in mine])), 4),
+            "channels_mean": round(float(np.mean([r["online"]["channels"] for r in mine])), 2),
+            "onset_f1_all": round(float(np.mean([r["onset_f1_all"] for r in mine])), 4),
+        }
+        if all("refined_k" in r for r in mine):
+            entry["refined_k_separation_f"] = round(float(np.mean([r["refined_k"]["separation_f"] for r in mine])), 4)
+        summary[str(size)] = entry
+    summary["channels_equal_k_all"] = round(float(np.mean([r["online"]["channels"] == r["k"] for r in rows])), 4)
+    return {"by_size": summary, "mixes": rows}
 
 
 def summarise(results: dict) -> dict:
@@ -154,6 +239,11 @@ def summarise(results: dict) -> dict:
     keys = ["onset_p", "onset_r", "onset_f1", "offset_f1", "frame_f1", "real_time_factor"]
     latencies = np.concatenate([r.pop("_latencies") for r in results.values()])
     mean = {k: round(float(np.mean([r[k] for r in results.values()])), 4) for k in keys}
+    separated = [r["separation"] for r in results.values() if "separation" in r]
+    if separated:
+        mean["separation_f"] = round(float(np.mean([r["separation_f"] for r in separated])), 4)
+        mean["channels_equal_k"] = round(float(np.mean([r["channels"] == r["k"] for r in separated])), 4)
+        mean["separation_mixes"] = len(separated)
     if len(latencies):
         mean["latency_ms_median"] = round(float(np.median(latencies)) * 1000, 1)
         mean["latency_ms_p95"] = round(float(np.percentile(latencies, 95)) * 1000, 1)

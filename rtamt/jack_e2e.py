@@ -17,7 +17,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 from rtamt.audio import read_all
 from rtamt.resample import resample
 

@@ -3,12 +3,14 @@ input and benchmarks all run."""
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rtamt.backbone import Backbone
+from rtamt.backbone import Backbone, NoteModels, TimbreEncoder
 from rtamt.chain import Chain
+from rtamt.cluster import ClusterConfig, TimbreAssigner
 from rtamt.constants import SAMPLE_RATE
 from rtamt.cqt import SlidingCQT
 from rtamt.hcqt import HarmonicStack
@@ -26,17 +28,30 @@ class Transcriber:
     cqt: SlidingCQT
     backbone: Backbone
     tracker: NoteTracker
+    assigner: TimbreAssigner | None  # None without a timbre model: every note on one channel
 
 
 def build_transcriber(input_rate: int = SAMPLE_RATE, model_dir: str | os.PathLike | None = None,
-                      tracker: TrackerConfig | None = None, threads: int = 1) -> Transcriber:  # fmt: skip
-    """Audio at ``input_rate`` in, NoteEvents out. The front end uses the settings the backbone was
-    trained with; tracker thresholds come from the model file unless given."""
+                      tracker: TrackerConfig | None = None, clusters: ClusterConfig | None = None,
+                      instruments: int | None = None, exact: bool = False, threads: int = 1,
+                      timbre: bool = True) -> Transcriber:  # fmt: skip
+    """Audio at ``input_rate`` in, NoteEvents out. The front end uses the settings the models were trained
+    with; tracker and clusterer settings come from the model files unless given. ``instruments`` caps the
+    number of timbres (exactly that many with ``exact``)."""
     directory = Path(model_dir) if model_dir else models_dir()
     backbone = Backbone(directory / "backbone.onnx", threads=threads)
     if tracker is None and "tracker" in backbone.meta:
         tracker = TrackerConfig.from_json(backbone.meta["tracker"])
     cqt = SlidingCQT(cqt_config_of(backbone.meta))
+    front = [Resampler(input_rate), cqt, EnergyNorm(), HarmonicStack()]
+    timbre_path = directory / "timbre.onnx"
+    if timbre and timbre_path.exists():
+        encoder = TimbreEncoder(timbre_path, threads=threads)
+        if clusters is None:
+            clusters = ClusterConfig(**json.loads(encoder.meta["clusterer"])) if "clusterer" in encoder.meta else ClusterConfig()
+        clusters = replace(clusters, max_clusters=instruments or clusters.max_clusters, exact=exact or clusters.exact)
+        assigner = TimbreAssigner(tracker, clusters)
+        chain = Chain([*front, NoteModels(backbone, encoder), assigner])
+        return Transcriber(chain, cqt, backbone, assigner.tracker, assigner)
     note_tracker = NoteTracker(tracker)
-    chain = Chain([Resampler(input_rate), cqt, EnergyNorm(), HarmonicStack(), backbone, note_tracker])
-    return Transcriber(chain, cqt, backbone, note_tracker)
+    return Transcriber(Chain([*front, backbone, note_tracker]), cqt, backbone, note_tracker, None)

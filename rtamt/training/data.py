@@ -26,7 +26,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import mido
 import numpy as np
 import soundfile as sf
 
@@ -34,7 +33,7 @@ from rtamt.constants import SAMPLE_RATE
 from rtamt.training import corpus
 from rtamt.training.fluid import BLOCK, Event, Synth
 from rtamt.training.instruments import (
-    HELD_OUT_SOUNDFONTS, INSTRUMENTS, TRAIN_SOUNDFONTS, Instrument, programs,
+    HELD_OUT_SOUNDFONTS, INSTRUMENTS, TRAIN_SOUNDFONTS, programs,
 )  # fmt: skip
 from rtamt.training.material import Line, corpus_piece, random_piece
 from rtamt.training.render import midi_file, part_to_midi, soundfont_path

@@ -59,6 +59,9 @@ class Backbone(nn.Module):
         self.onset_conv = CausalConv2d(16, 7, 7, 3, stride_f=3)
         self.onset_bn = nn.BatchNorm2d(7)
         self.onset_head = CausalConv2d(8, 1, 3, 5)
+        with torch.no_grad():  # start both heads at a sparse prior (p ~ 1%) instead of 50%
+            self.onset_head.conv.bias.fill_(-4.6)
+            self.frame_head.conv.bias.fill_(-3.0)
         self.gru_hidden = gru_hidden
         if gru_hidden:
             self.gru = nn.GRU(9, gru_hidden, batch_first=True)
@@ -113,3 +116,45 @@ class Backbone(nn.Module):
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class TimbreEncoder(nn.Module):
+    """Causal timbre encoder: HCQT (B, 8, 252, T) -> unit embeddings (B, D, 84, T), one per pitch and frame.
+
+    The published encoder normalises with whole-clip statistics and looks 9 frames ahead; here every
+    time kernel is causal and the only normalisations are batch norms (fixed at inference) and the final
+    L2 norm over D, which involves one bin of one frame.
+    """
+
+    def __init__(self, dim: int = 12, width: int = 16) -> None:
+        super().__init__()
+        self.dim = dim
+        self.scale = nn.Parameter(torch.tensor(0.2))
+        self.shift = nn.Parameter(torch.tensor(1.0))
+        self.conv1 = CausalConv2d(N_HARMONICS, width, 5, 5)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = CausalConv2d(width, width, 25, 3, dil_f=3)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = CausalConv2d(width, width, 5, 5)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.head = CausalConv2d(width, dim, 5, 3, stride_f=3)
+
+    def temporal_layers(self) -> list[tuple[CausalConv2d, int]]:
+        return [(self.conv1, N_HCQT_BINS), (self.conv2, N_HCQT_BINS), (self.conv3, N_HCQT_BINS), (self.head, N_HCQT_BINS)]
+
+    def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
+        return [torch.zeros(layer.cache_shape(batch, bins)) for layer, bins in self.temporal_layers()]
+
+    def forward(self, hcqt: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(embedding, *new_caches); embedding (B, D, 84, T) with unit norm over D."""
+        if not caches:
+            caches = tuple(self.initial_caches(hcqt.shape[0]))
+        x = hcqt * self.scale + self.shift
+        h, c1 = self.conv1(x, caches[0])
+        h = F.relu(self.bn1(h))
+        r, c2 = self.conv2(h, caches[1])
+        h = F.relu(self.bn2(r) + h)
+        h, c3 = self.conv3(h, caches[2])
+        h = F.relu(self.bn3(h))
+        e, c4 = self.head(h, caches[3])
+        return (F.normalize(e, dim=1, eps=1e-6), c1, c2, c3, c4)

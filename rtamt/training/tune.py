@@ -1,6 +1,7 @@
 """Choose the note tracker's thresholds on the synthetic validation split and store them in the model.
 
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --write
+    python -m rtamt.training.tune clusters --models models --data data/synth/valid --write
 
 The backbone runs once per example; the tracker is then replayed with each candidate setting (coordinate
 search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). Only the
@@ -28,8 +29,8 @@ from rtamt.normalize import EnergyNorm
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
 
 SEARCH: dict[str, list] = {
-    "onset_threshold": [0.2, 0.3, 0.4, 0.5, 0.6],
-    "frame_threshold": [0.15, 0.2, 0.3, 0.4, 0.5],
+    "onset_threshold": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
+    "frame_threshold": [0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "off_frames": [1, 2, 3, 5, 8],
     "sustain_threshold": [0.5, 0.6, 0.7, 0.8, 1.01],
     "sustain_frames": [4, 8, 16],
@@ -82,20 +83,11 @@ def search(data: list[tuple[np.ndarray, list[tuple]]], rounds: int = 2) -> tuple
     return best, history
 
 
-def write_into_model(model: Path, config: TrackerConfig, provenance: dict) -> None:
-    import onnx
-
-    proto = onnx.load(str(model))
-    kept = [p for p in proto.metadata_props if p.key not in ("tracker", "tracker_provenance")]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in (("tracker", config.to_json()), ("tracker_provenance", json.dumps(provenance))):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(model))
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Tracker thresholds (default) or, with the first argument ``clusters``, the clusterer's settings."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["clusters"]:
+        return main_clusters(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
@@ -109,7 +101,111 @@ def main(argv: list[str] | None = None) -> int:
                   "offset_f1": round(offset, 4), "rate": SAMPLE_RATE}  # fmt: skip
     print(json.dumps({"tracker": best.__dict__, **provenance}, indent=2))
     if args.write:
-        write_into_model(args.model, best, provenance)
+        write_metadata(args.model, "tracker", best.to_json())
+        write_metadata(args.model, "tracker_provenance", json.dumps(provenance))
+    return 0
+
+
+
+def model_frames(model_dir: Path, split_dir: Path, limit: int) -> list[tuple[np.ndarray, dict[str, list[tuple]]]]:
+    """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
+    ``limit`` examples with at least two instruments."""
+    from rtamt.backbone import NoteModels, TimbreEncoder
+    from rtamt.training.dataset import ShardSet
+
+    backbone = Backbone(model_dir / "backbone.onnx")
+    models = NoteModels(backbone, TimbreEncoder(model_dir / "timbre.onnx"))
+    chain = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), models])
+    shards = ShardSet(split_dir)
+    out = []
+    for index, example in enumerate(shards.examples):
+        slots = sorted({int(n[4]) for n in example.notes})
+        if len(slots) < 2:
+            continue
+        chain.reset()
+        frames = chain.run([shards.segment(index, 0, example.length)])
+        reference = {str(k): [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes if int(n[4]) == k] for k in slots}
+        out.append((frames, reference))
+        print(f"\rmodels {len(out)}/{limit}", end="", file=sys.stderr)
+        if len(out) >= limit:
+            break
+    print(file=sys.stderr)
+    return out
+
+
+CLUSTER_SEARCH: dict[str, list] = {
+    "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
+    "evidence": [1, 2, 3, 5, 8],
+    "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
+    "decision_frames": [2, 3, 4, 6],
+}
+
+
+def cluster_score(config, tracker: TrackerConfig, data) -> tuple[float, float]:
+    """Mean separation F and the share of mixes with as many channels as instruments."""
+    from rtamt.cluster import TimbreAssigner
+    from rtamt.evaluate import separation_metrics
+
+    f, exact = [], []
+    for frames, reference in data:
+        assigner = TimbreAssigner(tracker, config)
+        events = assigner.process(frames) + assigner.flush()
+        result = separation_metrics(reference, events)
+        f.append(result["separation_f"])
+        exact.append(result["channels"] == result["k"])
+    return float(np.mean(f)), float(np.mean(exact))
+
+
+def search_clusters(data, tracker: TrackerConfig, rounds: int = 2):
+    from rtamt.cluster import ClusterConfig
+
+    best = ClusterConfig()
+    best_score = cluster_score(best, tracker, data)
+    for _ in range(rounds):
+        for name, values in CLUSTER_SEARCH.items():
+            for value in values:
+                candidate = replace(best, **{name: value})
+                result = cluster_score(candidate, tracker, data)
+                if result > best_score:
+                    best, best_score = candidate, result
+            print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
+                  f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
+    return best, best_score
+
+
+def write_metadata(model: Path, key: str, value: str) -> None:
+    import onnx
+
+    proto = onnx.load(str(model))
+    kept = [p for p in proto.metadata_props if p.key != key]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = key, value
+    onnx.save(proto, str(model))
+
+
+def main_clusters(argv: list[str] | None = None) -> int:
+    """python -m rtamt.training.tune clusters --models models --data data/synth/valid --write"""
+    from dataclasses import asdict
+
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune clusters")
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
+    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    backbone = Backbone(args.models / "backbone.onnx")
+    tracker = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else TrackerConfig()
+    data = model_frames(args.models, args.data, args.limit)
+    best, (f, exact) = search_clusters(data, tracker)
+    settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
+    print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
+                      "mixes": len(data), "split": str(args.data)}, indent=2))  # fmt: skip
+    if args.write:
+        write_metadata(args.models / "timbre.onnx", "clusterer", json.dumps(settings))
+        write_metadata(args.models / "timbre.onnx", "clusterer_provenance",
+                       json.dumps({"split": str(args.data), "mixes": len(data), "separation_f": round(f, 4)}))  # fmt: skip
     return 0
 
 

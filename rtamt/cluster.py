@@ -1,0 +1,294 @@
+"""Online timbre clustering: one MIDI channel per timbre, the number of timbres unknown.
+
+Each note gets an embedding: the frame-probability-weighted mean of the timbre encoder's output at the
+note's pitch over its first ``decision_frames`` frames. The note-on waits for that window (the delay is
+part of the reported latency) and is then sent on the channel of the cluster the embedding joins:
+- the nearest cluster (cosine) at or above ``join_threshold``;
+- otherwise the note is novel: it starts (or joins) a *provisional* cluster and still goes out on the
+  nearest channel; a provisional cluster that collects ``evidence`` notes becomes a real cluster with a
+  new channel (so one odd note never spawns a channel), and one that collects nothing for
+  ``expire_notes`` notes is forgotten;
+- real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
+  channel carries on; a channel is never reused for another timbre.
+When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
+Channels are 1-16 skipping 10 (GM drums); ``max_clusters`` caps the count (``--instruments K``), and with
+``exact`` every novel note spawns until K clusters exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rtamt.chain import Stage
+from rtamt.constants import HOP_S, MIDI_MIN
+from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig
+
+MAX_CHANNELS = 15  # 16 MIDI channels minus the drum channel
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    decision_frames: int = 4
+    join_threshold: float = 0.7
+    evidence: int = 3
+    expire_notes: int = 30
+    merge_threshold: float = 0.9
+    max_clusters: int | None = None
+    exact: bool = False
+
+
+@dataclass
+class Cluster:
+    total: np.ndarray  # sum of member note embeddings (unit vectors)
+    notes: int
+    channel: int | None  # None while provisional
+    born: int  # note counter when created
+    last_note: int
+    merged_into: int | None = None
+    expired: bool = False
+
+    @property
+    def centroid(self) -> np.ndarray:
+        return self.total / (np.linalg.norm(self.total) + 1e-12)
+
+
+class OnlineClusterer:
+    """Embeddings in, channel indices out, deterministically."""
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        self.config = config or ClusterConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self.clusters: list[Cluster] = []
+        self.channels_used = 0
+        self.note_count = 0
+
+    def resolve(self, index: int) -> int:
+        """Follow merges to the cluster that now holds ``index``'s notes."""
+        while self.clusters[index].merged_into is not None:
+            index = self.clusters[index].merged_into
+        return index
+
+    def real(self) -> list[int]:
+        return [i for i, c in enumerate(self.clusters) if c.channel is not None and c.merged_into is None]
+
+    def _provisional(self) -> list[int]:
+        return [i for i, c in enumerate(self.clusters) if c.channel is None and not c.expired]
+
+    def _limit(self) -> int:
+        return min(self.config.max_clusters or MAX_CHANNELS, MAX_CHANNELS)
+
+    def _new(self, embedding: np.ndarray, real: bool) -> int:
+        channel = None
+        if real:
+            channel, self.channels_used = self.channels_used, self.channels_used + 1
+        self.clusters.append(Cluster(embedding.copy(), 1, channel, self.note_count, self.note_count))
+        return len(self.clusters) - 1
+
+    def assign(self, embedding: np.ndarray) -> int:
+        """Cluster index for a new note's embedding (its channel is ``clusters[index].channel``)."""
+        c = self.config
+        self.note_count += 1
+        self._expire()
+        real = self.real()
+        if not real:
+            return self._new(embedding, real=True)
+        sims = np.array([self.clusters[i].centroid @ embedding for i in real])
+        best = real[int(np.argmax(sims))]
+        if sims.max() >= c.join_threshold or len(real) >= self._limit():
+            self._add(best, embedding)
+            return best
+        evidence = 1 if (c.exact and c.max_clusters and len(real) < c.max_clusters) else c.evidence
+        provisional = self._provisional()
+        target = None
+        if provisional:
+            psims = np.array([self.clusters[i].centroid @ embedding for i in provisional])
+            if psims.max() >= c.join_threshold:
+                target = provisional[int(np.argmax(psims))]
+                self._add(target, embedding)
+        if target is None:
+            target = self._new(embedding, real=False)
+        if self.clusters[target].notes >= evidence:
+            self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
+            self._merge()
+            return self.resolve(target)
+        return best  # sent on the nearest channel while the new timbre gathers evidence
+
+    def _add(self, index: int, embedding: np.ndarray) -> None:
+        cluster = self.clusters[index]
+        cluster.total = cluster.total + embedding
+        cluster.notes += 1
+        cluster.last_note = self.note_count
+        if cluster.channel is not None:
+            self._merge()
+
+    def update(self, index: int, first: np.ndarray, full: np.ndarray) -> None:
+        """A note has ended: swap its first-frames embedding for its whole-note embedding."""
+        index = self.resolve(index)
+        self.clusters[index].total = self.clusters[index].total - first + full
+        if self.clusters[index].channel is not None:
+            self._merge()
+
+    def _merge(self) -> None:
+        real = self.real()
+        for a_pos, a in enumerate(real):
+            for b in real[a_pos + 1 :]:
+                ca, cb = self.clusters[a], self.clusters[b]
+                if ca.merged_into is None and cb.merged_into is None and ca.centroid @ cb.centroid >= self.config.merge_threshold:
+                    older, younger = (a, b) if ca.born <= cb.born else (b, a)
+                    self.clusters[older].total = self.clusters[older].total + self.clusters[younger].total
+                    self.clusters[older].notes += self.clusters[younger].notes
+                    self.clusters[younger].merged_into = older
+
+    def _expire(self) -> None:
+        for i in self._provisional():
+            if self.note_count - self.clusters[i].last_note > self.config.expire_notes:
+                self.clusters[i].expired = True
+
+
+@dataclass
+class _Note:
+    pitch: int
+    onset: NoteEvent
+    first: np.ndarray = field(default_factory=lambda: np.zeros(0))  # embedding sum over the decision window
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0))  # embedding sum over the whole note
+    frames: int = 0
+    cluster: int | None = None
+
+
+class TimbreAssigner(Stage):
+    """(n, 2 + D, 84) model frames -> NoteEvents carrying their timbre (cluster channel index).
+
+    Runs the note tracker on the onset/frame maps and holds each note-on until its decision window of
+    embeddings has arrived; every note-off carries the timbre of its note-on.
+    """
+
+    name = "timbre-clusterer"
+
+    def __init__(self, tracker: TrackerConfig | None = None, config: ClusterConfig | None = None) -> None:
+        self.tracker = NoteTracker(tracker)
+        self.clusterer = OnlineClusterer(config)
+        self.config = self.clusterer.config
+        self.history = max(self.tracker.config.sustain_frames, self.config.decision_frames) + 2
+        self.reset()
+
+    @property
+    def latency_s(self) -> float:
+        return max(self.config.decision_frames - 1, self.tracker.DECISION_FRAMES) * HOP_S
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.clusterer.reset()
+        self.frame = 0
+        self._past: list[np.ndarray] = []  # the last `history` frames, (2 + D, 84) each
+        self._notes: dict[int, _Note] = {}  # sounding or pending notes by pitch
+        self.finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []  # (on, off, whole-note embedding)
+        self.completed: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []
+
+    def empty_output(self) -> list[NoteEvent]:
+        return []
+
+    def process(self, block: np.ndarray) -> list[NoteEvent]:
+        out: list[NoteEvent] = []
+        for frame in block:
+            self._past.append(frame)
+            if len(self._past) > self.history:
+                self._past.pop(0)
+            for event in self.tracker.process(frame[None]):
+                (self._start if event.on else self._end)(event, out)
+            self._accumulate(frame)
+            self._decide(out)
+            self.frame += 1
+        return out
+
+    def flush(self) -> list[NoteEvent]:
+        """End every note; the stream's notes stay in ``completed`` (for refinement) until the next flush."""
+        out: list[NoteEvent] = []
+        for event in self.tracker.flush():
+            self._end(event, out)
+        completed = self.finished
+        self.reset()
+        self.completed = completed
+        return out
+
+    def _weighted(self, frame: np.ndarray, pitch: int) -> np.ndarray:
+        index = pitch - MIDI_MIN
+        return frame[1, index] * frame[2:, index]
+
+    def _start(self, event: NoteEvent, out: list[NoteEvent]) -> None:
+        note = _Note(event.pitch, event)
+        dim = self._past[-1].shape[0] - 2
+        note.first, note.total = np.zeros(dim), np.zeros(dim)
+        # frames of this note that have already arrived (the onset is decided a frame late, a sustained
+        # start is back-dated): the current frame is added by _accumulate
+        for k, past in enumerate(self._past[:-1]):
+            frame_index = self.frame - (len(self._past) - 1) + k
+            if frame_index >= event.frame:
+                self._add_frame(note, past)
+        self._notes[event.pitch] = note
+
+    def _add_frame(self, note: _Note, frame: np.ndarray) -> None:
+        weighted = self._weighted(frame, note.pitch)
+        if note.frames < self.config.decision_frames:
+            note.first = note.first + weighted
+        note.total = note.total + weighted
+        note.frames += 1
+
+    def _accumulate(self, frame: np.ndarray) -> None:
+        for note in self._notes.values():
+            self._add_frame(note, frame)
+
+    def _decide(self, out: list[NoteEvent]) -> None:
+        for pitch in sorted(self._notes):
+            note = self._notes[pitch]
+            if note.cluster is None and note.frames >= self.config.decision_frames:
+                self._assign(note, out)
+
+    def _assign(self, note: _Note, out: list[NoteEvent]) -> None:
+        embedding = _unit(note.first)
+        note.cluster = self.clusterer.assign(embedding)
+        note.first = embedding
+        timbre = self.clusterer.clusters[note.cluster].channel or 0
+        out.append(replace(note.onset, decided=self.frame, timbre=timbre))
+        note.onset = out[-1]
+
+    def _end(self, event: NoteEvent, out: list[NoteEvent]) -> None:
+        note = self._notes.pop(event.pitch, None)
+        if note is None:
+            return
+        if note.cluster is None:  # ended inside its decision window: decide with what there is
+            self._assign(note, out)
+        full = _unit(note.total)
+        self.clusterer.update(note.cluster, note.first, full)
+        off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
+        out.append(off)
+        self.finished.append((note.onset, off, full))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm > 1e-12 else np.full_like(vector, 1.0 / np.sqrt(max(len(vector), 1)))
+
+
+def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int | None = None,
+           distance_threshold: float = 0.5) -> list[int]:  # fmt: skip
+    """Hindsight clustering of all notes (whole-note embeddings) with scikit-learn: agglomerative,
+    average linkage on cosine distance, K clusters when given, else cut at ``distance_threshold``.
+    Returns a timbre index per note, numbered by first appearance."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    if len(finished) < 2:
+        return [0] * len(finished)
+    embeddings = np.stack([e for _, _, e in finished])
+    model = AgglomerativeClustering(n_clusters=min(k, len(finished)) if k else None, metric="cosine", linkage="average",
+                                    distance_threshold=None if k else distance_threshold)  # fmt: skip
+    labels = model.fit_predict(embeddings)
+    order = np.argsort([on.frame for on, _, _ in finished], kind="stable")
+    renumber: dict[int, int] = {}
+    for i in order:
+        renumber.setdefault(int(labels[i]), len(renumber))
+    return [renumber[int(label)] for label in labels]
+

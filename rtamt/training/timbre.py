@@ -1,0 +1,222 @@
+"""Train the causal timbre encoder with a contrastive loss and export it as a streaming ONNX model.
+
+    python -m rtamt.training.timbre train --data data/synth --out runs/timbre --steps 700
+    python -m rtamt.training.timbre export --run runs/timbre --out models/timbre.onnx
+
+Loss: supervised InfoNCE over the active (pitch, frame) bins of each crop, temperature 0.15: an anchor's
+positives are the bins its own instrument plays, its negatives every other active bin of the same mix.
+Bins where two instruments share a pitch are left out. The encoder never sees the backbone: both read
+the same HCQT, so the backbone stays frozen by construction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtamt.cqt import CQTConfig
+from rtamt.training.backbone import WARM_FRAMES
+from rtamt.training.dataset import SynthCrops
+from rtamt.training.models import TimbreEncoder, parameter_count
+
+
+@dataclass
+class TimbreConfig:
+    steps: int = 700
+    batch: int = 8
+    crop_frames: int = 430
+    lookahead: int = 2
+    gamma_hz: float = 10.0
+    dim: int = 12
+    width: int = 16
+    temperature: float = 0.15
+    bins_per_crop: int = 384
+    lr: float = 2e-3
+    seed: int = 0
+    workers: int = 1
+    valid_items: int = 64
+    checkpoint_every: int = 100
+
+    @property
+    def cqt(self) -> CQTConfig:
+        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
+
+
+def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator: torch.Generator):
+    """Up to ``count`` active bins (pitch, frame) of one crop that belong to exactly one instrument."""
+    frames = instrument.shape[1]
+    valid = instrument[:, WARM_FRAMES : frames - lookahead] >= 0
+    pitch, frame = torch.nonzero(valid, as_tuple=True)
+    if len(pitch) > count:
+        pick = torch.randperm(len(pitch), generator=generator)[:count]
+        pitch, frame = pitch[pick], frame[pick]
+    return pitch, frame + WARM_FRAMES
+
+
+def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor | None:
+    """Supervised InfoNCE: mean over anchors with a positive of -mean log p(positive | anchor)."""
+    if len(labels) < 2:
+        return None
+    logits = embeddings @ embeddings.T / temperature
+    self_mask = torch.eye(len(labels), dtype=torch.bool)
+    logits = logits.masked_fill(self_mask, -1e9)
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    has_positive = positive.any(dim=1)
+    if not has_positive.any():
+        return None
+    mean_log = (log_prob * positive).sum(1)[has_positive] / positive.sum(1)[has_positive]
+    return -mean_log.mean()
+
+
+def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generator: torch.Generator):
+    """Mean contrastive loss over the crops of a batch, and the mean positive/negative cosine."""
+    embedding, *_ = model(batch["hcqt"])
+    losses, pos_sims, neg_sims = [], [], []
+    for b in range(embedding.shape[0]):
+        pitch, frame = sample_bins(batch["instrument"][b], config.bins_per_crop, config.lookahead, generator)
+        if len(pitch) < 2:
+            continue
+        e = embedding[b, :, pitch, frame + config.lookahead].T  # output t + L describes frame t
+        labels = batch["instrument"][b][pitch, frame]
+        loss = supcon_loss(e, labels, config.temperature)
+        if loss is not None:
+            losses.append(loss)
+            with torch.no_grad():
+                sims = e @ e.T
+                same = labels[:, None] == labels[None, :]
+                off = ~torch.eye(len(labels), dtype=torch.bool)
+                pos_sims.append(sims[same & off].mean())
+                if (~same).any():
+                    neg_sims.append(sims[~same].mean())
+    if not losses:
+        return None, 0.0, 0.0
+    mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
+    return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims)
+
+
+def train(data: Path, out: Path, config: TimbreConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(2)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = TimbreEncoder(config.dim, config.width)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    schedule = lambda step: min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    checkpoint = out / "checkpoint.pt"
+    step, log = 0, []
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, log = state["step"], state["log"]
+        generator.set_state(state["generator"])
+        print(f"resumed at step {step}", file=sys.stderr)
+    train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps, train=True,
+                           cqt=config.cqt, seed=config.seed + 1)  # fmt: skip
+    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch,
+                                         sampler=range(step * config.batch, config.steps * config.batch),
+                                         num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch)
+    started, running = time.perf_counter(), None
+    for batch in loader:
+        batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
+        loss, pos, neg = batch_loss(model, batch, config, generator)
+        if loss is not None:
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+        scheduler.step()
+        step += 1
+        elapsed = time.perf_counter() - started
+        print(f"\rstep {step}/{config.steps} loss {running or 0:.3f} pos {pos:.2f} neg {neg:.2f} "
+              f"{elapsed / 60:.1f} min", end="", file=sys.stderr)  # fmt: skip
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            log.append({"step": step, "train_loss": round(running or 0, 4), "minutes": round(elapsed / 60, 2),
+                        **validate(model, valid_loader, config)})  # fmt: skip
+            print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "step": step, "log": log, "config": asdict(config), "generator": generator.get_state()}  # fmt: skip
+            torch.save(state, out / "checkpoint.tmp")
+            (out / "checkpoint.tmp").replace(checkpoint)
+            (out / "log.json").write_text(json.dumps(log, indent=1))
+
+
+@torch.no_grad()
+def validate(model: TimbreEncoder, loader, config: TimbreConfig) -> dict:
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    losses, pos, neg = [], [], []
+    for batch in loader:
+        loss, p, n = batch_loss(model, batch, config, generator)
+        if loss is not None:
+            losses.append(float(loss))
+            pos.append(p)
+            if not np.isnan(n):
+                neg.append(n)
+    model.train()
+    return {"valid_loss": round(float(np.mean(losses)), 4), "valid_pos_cos": round(float(np.mean(pos)), 3),
+            "valid_neg_cos": round(float(np.mean(neg)), 3)}  # fmt: skip
+
+
+def export(run: Path, out: Path, opset: int = 17) -> None:
+    """Streaming ONNX: inputs hcqt (1, 8, 252, n) + caches, outputs embedding (1, D, 84, n) + new caches."""
+    import onnx
+
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    config = TimbreConfig(**state["config"])
+    model = TimbreEncoder(config.dim, config.width)
+    model.load_state_dict(state["model"])
+    model.eval()
+    caches = model.initial_caches(1)
+    names_in = [f"cache_{i}" for i in range(len(caches))]
+    names_out = [f"new_cache_{i}" for i in range(len(caches))]
+    torch.onnx.export(
+        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *names_in],
+        output_names=["embedding", *names_out], opset_version=opset, dynamo=False,
+        dynamic_axes={"hcqt": {3: "frames"}, "embedding": {3: "frames"}},
+    )  # fmt: skip
+    proto = onnx.load(str(out))
+    meta = {"rtamt_model": "timbre", "lookahead_frames": str(config.lookahead), "cqt_config": json.dumps(config.cqt.to_dict()),
+            "parameters": str(parameter_count(model)), "dim": str(config.dim), "train_steps": str(state["step"])}  # fmt: skip
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.timbre", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, default=Path("data/synth"))
+    t.add_argument("--out", type=Path, default=Path("runs/timbre"))
+    for name, field in TimbreConfig.__dataclass_fields__.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+    e = sub.add_parser("export")
+    e.add_argument("--run", type=Path, default=Path("runs/timbre"))
+    e.add_argument("--out", type=Path, default=Path("models/timbre.onnx"))
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train(args.data, args.out, TimbreConfig(**{n: getattr(args, n) for n in TimbreConfig.__dataclass_fields__}))
+    else:
+        export(args.run, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

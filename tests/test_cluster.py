@@ -1,0 +1,136 @@
+"""Online timbre clustering: evidence before spawning, merging, caps, streaming equals one pass,
+channels fixed at note-on, separation scoring, hindsight refinement."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtamt.cluster import ClusterConfig, OnlineClusterer, TimbreAssigner, refine
+from rtamt.constants import MIDI_MIN
+from rtamt.evaluate import separation_metrics
+from rtamt.tracker import NoteEvent, TrackerConfig
+
+DIM = 12
+RNG = np.random.default_rng(0)
+CENTRES = np.linalg.qr(RNG.standard_normal((DIM, DIM)))[0][:4]  # orthogonal timbres
+
+
+def noisy(timbre: int, noise: float = 0.1) -> np.ndarray:
+    e = CENTRES[timbre] + noise * RNG.standard_normal(DIM) / np.sqrt(DIM)
+    return e / np.linalg.norm(e)
+
+
+def channels_for(sequence: list[int], config: ClusterConfig) -> list[int]:
+    clusterer = OnlineClusterer(config)
+    return [clusterer.clusters[clusterer.assign(noisy(t))].channel for t in sequence]
+
+
+def test_one_odd_note_does_not_spawn_a_channel() -> None:
+    out = channels_for([0] * 8 + [1] + [0] * 8, ClusterConfig(join_threshold=0.7, evidence=3))
+    assert set(out) == {0}
+
+
+def test_a_new_timbre_gets_a_channel_after_enough_evidence() -> None:
+    out = channels_for([0] * 6 + [1] * 6 + [0, 1] * 4, ClusterConfig(join_threshold=0.7, evidence=3))
+    assert out[:6] == [0] * 6
+    assert out[6:8] == [0, 0]  # gathering evidence: sent on the nearest existing channel
+    assert out[8:12] == [1] * 4  # third note of the new timbre: promoted
+    assert out[12:] == [0, 1] * 4
+
+
+def test_instrument_cap_and_exact_count() -> None:
+    capped = channels_for([0] * 5 + [1] * 5 + [2] * 5, ClusterConfig(evidence=2, max_clusters=2))
+    assert set(capped) == {0, 1}
+    exact = channels_for([0] * 3 + [1] * 3 + [2] * 3, ClusterConfig(evidence=5, max_clusters=3, exact=True))
+    assert exact == [0] * 3 + [1] * 3 + [2] * 3  # with K known exactly, novel notes spawn at once
+
+
+def test_converging_clusters_merge_into_the_older_channel() -> None:
+    clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.95, evidence=1, merge_threshold=0.8))
+    near = CENTRES[0] * 0.9 + CENTRES[1] * 0.44
+    near /= np.linalg.norm(near)
+    first = clusterer.assign(CENTRES[0])
+    second = clusterer.assign(near)  # below the join threshold: spawns at once with evidence 1
+    assert clusterer.resolve(second) == first or clusterer.clusters[second].channel == 1
+    for _ in range(5):
+        clusterer.assign(CENTRES[0] * 0.8 + near * 0.2 / np.linalg.norm(CENTRES[0] * 0.8 + near * 0.2))
+    assert len(clusterer.real()) == 1
+    assert clusterer.clusters[clusterer.real()[0]].channel == 0
+
+
+def test_deterministic() -> None:
+    embeddings = [noisy(int(t), 0.4) for t in RNG.integers(0, 3, 60)]
+    config = ClusterConfig(join_threshold=0.6, evidence=2)
+    runs = []
+    for _ in range(2):
+        clusterer = OnlineClusterer(config)
+        runs.append([clusterer.assign(e) for e in embeddings])
+    assert runs[0] == runs[1]
+
+
+def synthetic_frames(seed: int, frames: int = 400) -> np.ndarray:
+    """Model output frames (n, 2 + D, 84): notes of three timbres with their embeddings."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((frames, 2 + DIM, 84), dtype=np.float32)
+    out[:, 2:, :] = CENTRES[3][None, :, None]
+    for _ in range(25):
+        timbre, pitch = int(rng.integers(3)), int(rng.integers(84))
+        start = int(rng.integers(2, frames - 30))
+        length = int(rng.integers(5, 25))
+        out[start, 0, pitch] = 0.9
+        out[start : start + length, 1, pitch] = 0.8
+        out[start : start + length, 2:, pitch] = noisy(timbre, 0.2)[None, :]
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), min_size=1, max_size=8), seed=st.integers(0, 100))
+def test_streaming_equals_one_pass(sizes: list[int], seed: int) -> None:
+    frames = synthetic_frames(seed)
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    config = ClusterConfig(join_threshold=0.7, evidence=2, decision_frames=3)
+    one = TimbreAssigner(tracker, config)
+    expected = one.process(frames) + one.flush()
+    chunked = TimbreAssigner(tracker, config)
+    got, pos, i = [], 0, 0
+    while pos < len(frames):
+        got += chunked.process(frames[pos : pos + sizes[i % len(sizes)]])
+        pos, i = pos + sizes[i % len(sizes)], i + 1
+    got += chunked.flush()
+    assert got == expected
+    sounding: dict[int, int] = {}
+    for event in got:  # every note-off on the channel of its note-on, nothing left hanging
+        if event.on:
+            sounding[event.pitch] = event.timbre
+            assert event.decided >= event.frame + config.decision_frames - 1
+        else:
+            assert sounding.pop(event.pitch) == event.timbre
+    assert not sounding
+
+
+def test_separation_metric_matches_channels_to_instruments() -> None:
+    def note(t: float, pitch: int, timbre: int) -> list[NoteEvent]:
+        frame = round(t / 0.01161)
+        return [NoteEvent(True, pitch, frame, frame, 80, timbre), NoteEvent(False, pitch, frame + 20, frame + 20, 0, timbre)]
+
+    reference = {"a": [(1.0, 1.2, 60), (2.0, 2.2, 62)], "b": [(1.0, 1.2, 40), (3.0, 3.2, 43)]}
+    perfect = note(1.0, 60, 5) + note(2.0, 62, 5) + note(1.0, 40, 2) + note(3.0, 43, 2)
+    result = separation_metrics(reference, perfect)
+    assert result == {"separation_f": 1.0, "channels": 2, "k": 2}
+    merged = [NoteEvent(e.on, e.pitch, e.frame, e.decided, e.velocity, 0) for e in perfect]
+    # one channel holding everything: F1 2/3 against either instrument, the other instrument gets nothing
+    assert separation_metrics(reference, merged) == {"separation_f": round(2 / 3 / 2, 4), "channels": 1, "k": 2}
+
+
+def test_refine_recovers_timbres_in_hindsight() -> None:
+    finished = []
+    for k in range(30):
+        timbre = k % 3
+        on = NoteEvent(True, MIDI_MIN + k, k, k, 80, 0)
+        off = NoteEvent(False, MIDI_MIN + k, k + 5, k + 5, 0, 0)
+        finished.append((on, off, noisy(timbre, 0.1)))
+    labels = refine(finished, k=3)
+    assert labels[:3] == [0, 1, 2] and labels == [k % 3 for k in range(30)]
+    assert refine(finished) == labels  # the distance threshold finds the same three
