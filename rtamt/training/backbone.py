@@ -12,7 +12,6 @@ with look-ahead L is trained so that its output at frame t describes frame t - L
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -25,6 +24,7 @@ import torch
 
 from rtamt.cqt import CQTConfig
 from rtamt.training.dataset import SynthCrops
+from rtamt.training.export import export_streaming, train_export_cli
 from rtamt.training.models import Backbone, parameter_count
 
 WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
@@ -167,50 +167,14 @@ def export(run: Path, out: Path) -> None:
     export_model(model, config.lookahead, config.cqt, out, {"train_steps": str(state["step"])})
 
 
-def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None,
-                 opset: int = 17) -> None:  # fmt: skip
-    """Write the streaming ONNX model: inputs hcqt (1, 8, 252, n) + caches, outputs onset, frame (1, 84, n)
-    + new caches. Metadata records the front-end settings and the look-ahead."""
-    import onnx
-
-    model.eval()
-    caches = model.initial_caches(1)
-    cache_in = [f"cache_{i}" for i in range(len(caches))]
-    cache_out = [f"new_cache_{i}" for i in range(len(caches))]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *cache_in],
-        output_names=["onset", "frame", *cache_out], opset_version=opset, dynamo=False,
-        dynamic_axes={"hcqt": {3: "frames"}, "onset": {2: "frames"}, "frame": {2: "frames"}},
-    )  # fmt: skip
-    proto = onnx.load(str(out))
-    meta = {"rtamt_model": "backbone", "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
-            "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(out))
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
+def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None) -> None:
+    """Streaming ONNX: hcqt (1, 8, 252, n) + caches in; onset, frame (1, 84, n) + new caches out."""
+    export_streaming(model, "backbone", ["onset", "frame"], {"onset": 2, "frame": 2}, lookahead, cqt, out, extra)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rtamt.training.backbone", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--data", type=Path, default=Path("data/synth"))
-    t.add_argument("--out", type=Path, default=Path("runs/backbone"))
-    for name, field in TrainConfig.__dataclass_fields__.items():
-        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
-    e = sub.add_parser("export")
-    e.add_argument("--run", type=Path, default=Path("runs/backbone"))
-    e.add_argument("--out", type=Path, default=Path("models/backbone.onnx"))
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        config = TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
-        train(args.data, args.out, config)
-    else:
-        export(args.run, args.out)
-    return 0
+    return train_export_cli(argv, "python -m rtamt.training.backbone", __doc__.split("\n")[0], TrainConfig,
+                            "runs/backbone", "models/backbone.onnx", train, export)  # fmt: skip
 
 
 if __name__ == "__main__":

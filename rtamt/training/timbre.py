@@ -11,7 +11,6 @@ the same HCQT, so the backbone stays frozen by construction.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -25,7 +24,8 @@ import torch
 from rtamt.cqt import CQTConfig
 from rtamt.training.backbone import WARM_FRAMES
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.models import TimbreEncoder, parameter_count
+from rtamt.training.export import export_streaming, train_export_cli
+from rtamt.training.models import TimbreEncoder
 
 
 @dataclass
@@ -172,50 +172,19 @@ def validate(model: TimbreEncoder, loader, config: TimbreConfig) -> dict:
             "valid_neg_cos": round(float(np.mean(neg)), 3)}  # fmt: skip
 
 
-def export(run: Path, out: Path, opset: int = 17) -> None:
-    """Streaming ONNX: inputs hcqt (1, 8, 252, n) + caches, outputs embedding (1, D, 84, n) + new caches."""
-    import onnx
-
+def export(run: Path, out: Path) -> None:
+    """Streaming ONNX: hcqt (1, 8, 252, n) + caches in; embedding (1, D, 84, n) + new caches out."""
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     config = TimbreConfig(**state["config"])
     model = TimbreEncoder(config.dim, config.width)
     model.load_state_dict(state["model"])
-    model.eval()
-    caches = model.initial_caches(1)
-    names_in = [f"cache_{i}" for i in range(len(caches))]
-    names_out = [f"new_cache_{i}" for i in range(len(caches))]
-    torch.onnx.export(
-        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *names_in],
-        output_names=["embedding", *names_out], opset_version=opset, dynamo=False,
-        dynamic_axes={"hcqt": {3: "frames"}, "embedding": {3: "frames"}},
-    )  # fmt: skip
-    proto = onnx.load(str(out))
-    meta = {"rtamt_model": "timbre", "lookahead_frames": str(config.lookahead), "cqt_config": json.dumps(config.cqt.to_dict()),
-            "parameters": str(parameter_count(model)), "dim": str(config.dim), "train_steps": str(state["step"])}  # fmt: skip
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(out))
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
+    export_streaming(model, "timbre", ["embedding"], {"embedding": 3}, config.lookahead, config.cqt, out,
+                     {"dim": str(config.dim), "train_steps": str(state["step"])})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rtamt.training.timbre", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--data", type=Path, default=Path("data/synth"))
-    t.add_argument("--out", type=Path, default=Path("runs/timbre"))
-    for name, field in TimbreConfig.__dataclass_fields__.items():
-        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
-    e = sub.add_parser("export")
-    e.add_argument("--run", type=Path, default=Path("runs/timbre"))
-    e.add_argument("--out", type=Path, default=Path("models/timbre.onnx"))
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        train(args.data, args.out, TimbreConfig(**{n: getattr(args, n) for n in TimbreConfig.__dataclass_fields__}))
-    else:
-        export(args.run, args.out)
-    return 0
+    return train_export_cli(argv, "python -m rtamt.training.timbre", __doc__.split("\n")[0], TimbreConfig,
+                            "runs/timbre", "models/timbre.onnx", train, export)  # fmt: skip
 
 
 if __name__ == "__main__":

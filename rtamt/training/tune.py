@@ -27,13 +27,14 @@ from rtamt.hcqt import HarmonicStack
 from rtamt.models import cqt_config_of
 from rtamt.normalize import EnergyNorm
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
+from rtamt.training.export import write_metadata
 
 SEARCH: dict[str, list] = {
     "onset_threshold": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "frame_threshold": [0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "off_frames": [1, 2, 3, 5, 8],
-    "sustain_threshold": [0.5, 0.6, 0.7, 0.8, 1.01],
-    "sustain_frames": [4, 8, 16],
+    "sustain_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01],
+    "sustain_frames": [2, 3, 4, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
 }
 
@@ -92,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
     parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
     parser.add_argument("--write", action="store_true", help="store the chosen thresholds in the model file")
     args = parser.parse_args(argv)
     data = probabilities(args.model, args.data, args.limit)
-    best, history = search(data)
+    best, history = search(data, args.rounds)
     onset, offset = score(best, data)
     provenance = {"split": str(args.data), "examples": len(data), "onset_f1": round(onset, 4),
                   "offset_f1": round(offset, 4), "rate": SAMPLE_RATE}  # fmt: skip
@@ -171,18 +173,6 @@ def search_clusters(data, tracker: TrackerConfig, rounds: int = 2):
             print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
                   f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
     return best, best_score
-
-
-def write_metadata(model: Path, key: str, value: str) -> None:
-    import onnx
-
-    proto = onnx.load(str(model))
-    kept = [p for p in proto.metadata_props if p.key != key]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = key, value
-    onnx.save(proto, str(model))
 
 
 def main_clusters(argv: list[str] | None = None) -> int:

@@ -1,0 +1,75 @@
+"""Shared by the model trainers: streaming ONNX export with rtamt metadata, metadata edits, and the
+train/export command line built from a config dataclass."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from rtamt.cqt import CQTConfig
+from rtamt.training.models import parameter_count
+
+
+def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time_axes: dict[str, int],
+                     lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None, opset: int = 17) -> None:  # fmt: skip
+    """Write ``model`` as ONNX with inputs hcqt (1, 8, 252, n) plus its caches and outputs ``outputs`` plus
+    the new caches; ``time_axes`` names each output's frame axis. Metadata: kind, look-ahead, front-end
+    settings, parameter count and ``extra``."""
+    import onnx
+
+    model.eval()
+    caches = model.initial_caches(1)
+    cache_in = [f"cache_{i}" for i in range(len(caches))]
+    cache_out = [f"new_cache_{i}" for i in range(len(caches))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *cache_in],
+        output_names=[*outputs, *cache_out], opset_version=opset, dynamo=False,
+        dynamic_axes={"hcqt": {3: "frames"}, **{name: {axis: "frames"} for name, axis in time_axes.items()}},
+    )  # fmt: skip
+    meta = {"rtamt_model": kind, "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
+            "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
+    proto = onnx.load(str(out))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
+
+
+def write_metadata(model: Path, key: str, value: str) -> None:
+    """Set one metadata entry of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    kept = [p for p in proto.metadata_props if p.key != key]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = key, value
+    onnx.save(proto, str(model))
+
+
+def train_export_cli(argv: list[str] | None, prog: str, description: str, config_class: type, run: str,
+                     model: str, train: Callable, export: Callable) -> int:  # fmt: skip
+    """`train` (every config field is an option) and `export` subcommands."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, default=Path("data/synth"))
+    t.add_argument("--out", type=Path, default=Path(run))
+    for name, field in config_class.__dataclass_fields__.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+    e = sub.add_parser("export")
+    e.add_argument("--run", type=Path, default=Path(run))
+    e.add_argument("--out", type=Path, default=Path(model))
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train(args.data, args.out, config_class(**{n: getattr(args, n) for n in config_class.__dataclass_fields__}))
+    else:
+        export(args.run, args.out)
+    return 0
