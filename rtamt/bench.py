@@ -161,13 +161,13 @@ def jack_end_to_end(example: Path) -> dict:
     notes, hanging = jack_e2e.events_to_notes(run["events"])
     reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(example / "notes.csv")]
     estimate = [(on, off, pitch) for on, off, pitch, _ in notes]
-    metrics = note_metrics(reference, estimate)
+    metrics = note_metrics(reference, estimate, onset_tolerance=0.2)
     ref_i, ref_p = _arrays(reference)
     est_i, est_p = _arrays(estimate)
     pairs = _mir_eval().transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=0.2, offset_ratio=None)
     latency = np.array([est_i[j, 0] - ref_i[i, 0] for i, j in pairs]) * 1000.0
     return {
-        "onset_f1": metrics["onset_f1"],
+        "onset_f1_200ms": metrics["onset_f1"],
         "matched_notes": len(latency),
         "note_on_latency_ms_median": round(float(np.median(latency)), 1) if len(latency) else None,
         "note_on_latency_ms_p95": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,

@@ -57,8 +57,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     else:
         print("found no notes")
     tracks = write_midi_file(args.output, events, timbres)
-    mode = "refined offline" if args.refine and transcriber.assigner is not None else "online"
-    print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}, {mode} timbre assignment)")
+    if transcriber.assigner is None:
+        mode = "no timbre model yet: every note on channel 1"
+    else:
+        mode = "timbres refined in hindsight" if args.refine else "timbres assigned online"
+    print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
     return 0
 
 

@@ -53,7 +53,7 @@ def _frames(intervals: np.ndarray, freqs: np.ndarray, end_s: float) -> tuple[np.
     return times, [np.array(a) for a in active]
 
 
-def note_metrics(reference: list[tuple], estimate: list[tuple]) -> dict:
+def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance: float = ONSET_TOLERANCE_S) -> dict:
     """Onset-only, with-offset and frame precision/recall/F1 of estimate against reference notes."""
     mir_eval = _mir_eval()
     ref_i, ref_p = _arrays(reference)
@@ -61,9 +61,9 @@ def note_metrics(reference: list[tuple], estimate: list[tuple]) -> dict:
     result: dict = {"notes_ref": len(ref_p), "notes_est": len(est_p)}
     if len(ref_p) and len(est_p):
         p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=None)  # fmt: skip
+            ref_i, ref_p, est_i, est_p, onset_tolerance=onset_tolerance, offset_ratio=None)  # fmt: skip
         _, _, f2, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S, offset_ratio=0.2)  # fmt: skip
+            ref_i, ref_p, est_i, est_p, onset_tolerance=onset_tolerance, offset_ratio=0.2)  # fmt: skip
     else:
         p = r = f = f2 = 0.0
     result.update(onset_p=p, onset_r=r, onset_f1=f, offset_f1=f2)
