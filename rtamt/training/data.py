@@ -36,7 +36,7 @@ from rtamt.training.instruments import (
     HELD_OUT_SOUNDFONTS, INSTRUMENTS, TRAIN_SOUNDFONTS, programs,
 )  # fmt: skip
 from rtamt.training.material import Line, corpus_piece, random_piece
-from rtamt.training.render import midi_file, part_to_midi, soundfont_path
+from rtamt.training.render import Note, midi_file, part_to_midi, soundfont_path
 
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 EXAMPLE_S = 30.0
@@ -292,8 +292,6 @@ def write_preview(out: Path, split: str, count: int, config: BuildConfig, works:
         sf.write(f"{stem}.flac", ex.audio, SAMPLE_RATE)
         tracks = []
         for slot, inst in enumerate(ex.meta["instruments"]):
-            from rtamt.training.render import Note
-
             notes = [Note(float(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in ex.notes if r[4] == slot]
             tracks.append(part_to_midi(notes, inst["program"], channel=slot if slot < 9 else slot + 1, name=inst["name"]))
         midi_file(tracks).save(f"{stem}.mid")
