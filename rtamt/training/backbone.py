@@ -24,7 +24,7 @@ import torch
 
 from rtamt.cqt import CQTConfig
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import export_streaming, train_export_cli
+from rtamt.training.export import export_streaming, save_checkpoint, train_export_cli
 from rtamt.training.models import Backbone, parameter_count
 
 WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
@@ -152,9 +152,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
             print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": asdict(config)}  # fmt: skip
-            torch.save(state, out / "checkpoint.tmp")
-            (out / "checkpoint.tmp").replace(checkpoint_path)
-            (out / "log.json").write_text(json.dumps(log, indent=1))
+            save_checkpoint(out, state)
     print(f"\ntrained {parameter_count(model)} parameters for {step} steps", file=sys.stderr)
 
 

@@ -41,6 +41,13 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
 
 
+def save_checkpoint(out: Path, state: dict) -> None:
+    """Write out/checkpoint.pt atomically (a crash mid-write keeps the previous one) and out/log.json."""
+    torch.save(state, out / "checkpoint.tmp")
+    (out / "checkpoint.tmp").replace(out / "checkpoint.pt")
+    (out / "log.json").write_text(json.dumps(state["log"], indent=1))
+
+
 def write_metadata(model: Path, key: str, value: str) -> None:
     """Set one metadata entry of an ONNX file in place."""
     import onnx

@@ -24,7 +24,7 @@ import torch
 from rtamt.cqt import CQTConfig
 from rtamt.training.backbone import WARM_FRAMES
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import export_streaming, train_export_cli
+from rtamt.training.export import export_streaming, save_checkpoint, train_export_cli
 from rtamt.training.models import TimbreEncoder
 
 
@@ -150,9 +150,7 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
             print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "step": step, "log": log, "config": asdict(config), "generator": generator.get_state()}  # fmt: skip
-            torch.save(state, out / "checkpoint.tmp")
-            (out / "checkpoint.tmp").replace(checkpoint)
-            (out / "log.json").write_text(json.dumps(log, indent=1))
+            save_checkpoint(out, state)
 
 
 @torch.no_grad()
