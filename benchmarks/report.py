@@ -92,7 +92,9 @@ def main() -> None:
                 f"Stream: {latency['stream_minutes']} min at {latency['device_rate']} Hz in {latency['block_samples']}-sample blocks.", "",
                 "| quantity | value |", "|---|---|",
                 f"| input block | {a['input_block_ms']} ms |", f"| resampler delay | {a['resampler_ms']} ms |",
-                f"| model look-ahead | {a['model_lookahead_ms']} ms |", f"| note decision | {a['note_decision_ms']} ms |",
+                f"| model look-ahead | {a['model_lookahead_ms']} ms |", f"| note decision (onset peak) | {a['note_decision_ms']} ms |",
+                f"| note decision (sustained start) | {a.get('sustained_start_decision_ms', '—')} ms |",
+                f"| timbre decision window | {a.get('timbre_decision_ms', '—')} ms |",
                 f"| whole chain per hop, median / p99 | {latency['per_hop_ms_median']:.3f} / {latency['per_hop_ms_p99']:.3f} ms |",
                 f"| real-time factor | {latency['real_time_factor']:.4f} |",
                 f"| memory at start / end / peak | {latency['rss_mb_start']} / {latency['rss_mb_end']} / {latency['peak_rss_mb']} MB |"]  # fmt: skip

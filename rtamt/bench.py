@@ -128,7 +128,10 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "cqt_group_delay_ms_by_octave": {f"{o['f_low_hz']:.0f}-{o['f_high_hz']:.0f} Hz": o["latency_ms_max"] for o in octaves},
         "model_lookahead_ms": round(transcriber.backbone.latency_s * 1000, 2),
         "note_decision_ms": round(transcriber.tracker.latency_s * 1000, 2),
+        "sustained_start_decision_ms": round((transcriber.tracker.config.sustain_frames - 1) * HOP_S * 1000, 2),
     }  # fmt: skip
+    if transcriber.assigner is not None:  # the note-on waits for the timbre decision window
+        algorithmic["timbre_decision_ms"] = round(transcriber.assigner.latency_s * 1000, 2)
     result = {
         "benchmark": "latency",
         "algorithmic": algorithmic,

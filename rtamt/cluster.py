@@ -172,7 +172,7 @@ class TimbreAssigner(Stage):
         self.tracker = NoteTracker(tracker)
         self.clusterer = OnlineClusterer(config)
         self.config = self.clusterer.config
-        self.history = max(self.tracker.config.sustain_frames, self.config.decision_frames) + 2
+        self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
         self.reset()
 
     @property

@@ -79,3 +79,15 @@ def test_missing_and_corrupt_model_files(tmp_path: Path, exported) -> None:
     text.write_text("hello")
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         BackboneStage(text)
+
+
+def test_onset_targets_widen_forward_in_time_only() -> None:
+    from rtamt.training.backbone import widen
+
+    onset = torch.zeros(1, 2, 8)
+    onset[0, 0, 2] = 1.0
+    onset[0, 1, 7] = 1.0  # at the crop's end: nothing spills over
+    wide = widen(onset, 3)
+    assert wide[0, 0].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
+    assert wide[0, 1].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
+    assert torch.equal(widen(onset, 1), onset)

@@ -52,6 +52,32 @@ def test_weak_onsets_are_ignored_and_sustained_energy_starts_a_backdated_note() 
     assert notes == [(40 * HOP_S, 70 * HOP_S, 67, round(30 + 97 * 0.9))]
 
 
+def test_a_sustained_start_is_backdated_to_the_start_of_its_climb() -> None:
+    p = probs(100)
+    i = 67 - MIDI_MIN
+    p[30:35, 1, i] = [0.01, 0.05, 0.2, 0.4, 0.6]  # climbs from 0.05 at frame 31 to the threshold at 35
+    p[35:70, 1, i] = 0.9
+    p[20, 1, i] = 0.3  # an earlier isolated bump is not part of the climb
+    events = run(p)
+    assert [(e.on, e.frame, e.decided) for e in events][0] == (True, 31, 40)  # decided at 35 + 6 - 1
+    capped = run(p, TrackerConfig(**{**CONFIG.__dict__, "rise_max_frames": 2}))
+    assert capped[0].frame == 33
+    flat = run(p, TrackerConfig(**{**CONFIG.__dict__, "rise_max_frames": 0}))
+    assert flat[0].frame == 35
+
+
+def test_a_backdated_start_never_overlaps_the_previous_note_on_its_pitch() -> None:
+    p = probs(120)
+    i = 67 - MIDI_MIN
+    p[10:40, 1, i] = 0.9  # a sustained note, ends at 40 (three quiet frames needed)
+    p[40:44, 1, i] = 0.1  # quiet but still above the climb floor
+    p[44:48, 1, i] = [0.2, 0.3, 0.5, 0.65]
+    p[48:90, 1, i] = 0.9
+    notes = events_to_notes(run(p))
+    assert len(notes) == 2
+    assert notes[1][0] >= notes[0][1]
+
+
 def test_restrike_on_a_sounding_pitch_and_minimum_duration() -> None:
     p = probs(120)
     add_note(p, 72, 10, 80)

@@ -4,8 +4,10 @@
     python -m rtamt.training.tune clusters --models models --data data/synth/valid --write
 
 The backbone runs once per example; the tracker is then replayed with each candidate setting (coordinate
-search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). Only the
-validation split is used: the test split and BACH10 never influence the thresholds.
+search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). With
+``--max-latency-ms`` a setting only counts if the median note-on latency of its matched notes (stream time
+from the true onset to the note-on leaving the chain, model look-ahead included) stays within the limit.
+Only the validation split is used: the test split and BACH10 never influence the thresholds.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import numpy as np
 
 from rtamt.backbone import Backbone
 from rtamt.chain import Chain
-from rtamt.constants import SAMPLE_RATE
+from rtamt.constants import HOP_S, SAMPLE_RATE
 from rtamt.cqt import SlidingCQT
-from rtamt.evaluate import note_metrics
+from rtamt.evaluate import note_metrics, onset_latencies
 from rtamt.hcqt import HarmonicStack
 from rtamt.models import cqt_config_of
 from rtamt.normalize import EnergyNorm
@@ -34,12 +36,17 @@ SEARCH: dict[str, list] = {
     "frame_threshold": [0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "off_frames": [1, 2, 3, 5, 8],
     "sustain_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01],
-    "sustain_frames": [2, 3, 4, 6, 8, 16],
+    "sustain_frames": [2, 3, 4, 5, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
+    "rise_floor": [0.01, 0.02, 0.05, 0.1],
+    "rise_max_frames": [0, 4, 8, 12],
 }
 
 
-def probabilities(model: Path, split_dir: Path, limit: int) -> list[tuple[np.ndarray, list[tuple]]]:
+Data = list[tuple[np.ndarray, list[tuple]]]
+
+
+def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     """Backbone outputs (n, 2, 84) and reference notes of the first ``limit`` examples."""
     from rtamt.training.dataset import ShardSet
 
@@ -56,32 +63,39 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> list[tuple[np.nda
     return out
 
 
-def score(config: TrackerConfig, data: list[tuple[np.ndarray, list[tuple]]]) -> tuple[float, float]:
-    onset, offset = [], []
+def score(config: TrackerConfig, data: Data, lookahead: int) -> tuple[float, float, float]:
+    """Mean onset F1, mean with-offset F1 and the median note-on latency (ms) of matched notes."""
+    onset, offset, latency = [], [], []
     tracker = NoteTracker(config)
     for probs, reference in data:
         tracker.reset()
-        notes = events_to_notes(tracker.process(probs) + tracker.flush())
-        metrics = note_metrics(reference, notes)
+        events = tracker.process(probs) + tracker.flush()
+        metrics = note_metrics(reference, events_to_notes(events))
         onset.append(metrics["onset_f1"])
         offset.append(metrics["offset_f1"])
-    return float(np.mean(onset)), float(np.mean(offset))
+        latency.append(onset_latencies(reference, events, lookahead * HOP_S))
+    latencies = np.concatenate(latency)
+    return float(np.mean(onset)), float(np.mean(offset)), float(np.median(latencies) * 1000) if len(latencies) else 0.0
 
 
-def search(data: list[tuple[np.ndarray, list[tuple]]], rounds: int = 2) -> tuple[TrackerConfig, list[dict]]:
-    best = TrackerConfig()
-    best_score = score(best, data)
-    history = [{"config": best.__dict__, "onset_f1": best_score[0], "offset_f1": best_score[1]}]
+def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | None = None,
+           start: TrackerConfig | None = None) -> tuple[TrackerConfig, tuple[float, float, float]]:  # fmt: skip
+    """Coordinate search from ``start``; a setting over the latency limit never wins."""
+    def key(result: tuple[float, float, float]) -> tuple[bool, float, float]:
+        return (max_latency_ms is None or result[2] <= max_latency_ms, result[0], result[1])
+
+    best = start or TrackerConfig()
+    best_score = score(best, data, lookahead)
     for _ in range(rounds):
         for name, values in SEARCH.items():
             for value in values:
                 candidate = replace(best, **{name: value})
-                result = score(candidate, data)
-                history.append({"config": candidate.__dict__, "onset_f1": result[0], "offset_f1": result[1]})
-                if result > best_score:
+                result = score(candidate, data, lookahead)
+                if key(result) > key(best_score):
                     best, best_score = candidate, result
-            print(f"{name}: best {getattr(best, name)} -> onset F1 {best_score[0]:.4f}", file=sys.stderr)
-    return best, history
+            print(f"{name}: best {getattr(best, name)} -> onset F1 {best_score[0]:.4f}, "
+                  f"latency {best_score[2]:.0f} ms", file=sys.stderr)  # fmt: skip
+    return best, best_score
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
     parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
+    parser.add_argument("--max-latency-ms", type=float, default=None,
+                        help="only settings whose median note-on latency stays within this count")
     parser.add_argument("--write", action="store_true", help="store the chosen thresholds in the model file")
     args = parser.parse_args(argv)
+    lookahead = int(Backbone(args.model).lookahead)
     data = probabilities(args.model, args.data, args.limit)
-    best, history = search(data, args.rounds)
-    onset, offset = score(best, data)
+    best, (onset, offset, latency) = search(data, lookahead, args.rounds, args.max_latency_ms)
     provenance = {"split": str(args.data), "examples": len(data), "onset_f1": round(onset, 4),
-                  "offset_f1": round(offset, 4), "rate": SAMPLE_RATE}  # fmt: skip
+                  "offset_f1": round(offset, 4), "latency_ms_median": round(latency, 1),
+                  "max_latency_ms": args.max_latency_ms, "rate": SAMPLE_RATE}  # fmt: skip
     print(json.dumps({"tracker": best.__dict__, **provenance}, indent=2))
     if args.write:
         write_metadata(args.model, "tracker", best.to_json())
