@@ -108,7 +108,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
     from rtamt.resample import resample
 
     example = Path(__file__).resolve().parent.parent / "examples" / "duet"
-    transcriber = build_transcriber(device_rate, model_dir)
+    transcriber = build_transcriber(device_rate, model_dir, mode="low-latency")  # as `rtamt live`
     resampler = transcriber.chain.stages[0]
     audio, rate = read_all(example / "mix.flac")
     audio = resample(audio, rate, device_rate)

@@ -16,7 +16,7 @@ from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
 from rtamt.midi import channel_for, write_midi_file
 from rtamt.models import ModelError, models_dir
-from rtamt.pipeline import build_transcriber
+from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import events_to_notes
 
 EXIT_BAD_INPUT = 2
@@ -33,7 +33,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"front end: {len(frames)} frames of 8x252 HCQT ({len(frames) * HOP_S:.2f} s)")
         print(f"rtamt: no note model ({backbone} is missing): {args.output} not written", file=sys.stderr)
         return EXIT_NO_MODEL
-    transcriber = build_transcriber(info.samplerate, instruments=args.instruments, exact=args.exact)
+    transcriber = build_transcriber(info.samplerate, instruments=args.instruments, exact=args.exact, mode=args.mode)
     stats = InputStats()
     start = time.perf_counter()
     events = transcriber.chain.run(read_blocks(args.audio, stats=stats))
@@ -81,13 +81,13 @@ def refined_events(completed: list, instruments: int | None) -> list:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rtamt.evaluate import evaluate_folder, evaluate_separation, evaluate_shards
 
-    transcriber = build_transcriber()
+    transcriber = build_transcriber(mode=args.mode)
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
         report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
     if args.separation and args.data:
-        report["separation"] = evaluate_separation(args.data, progress=say)
+        report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode)
         if not args.per_piece:
             report["separation"].pop("mixes")
     if args.synthetic:
@@ -111,7 +111,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.live import run_live
 
     summary = run_live(
-        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact), args.input, args.realtime, args.samplerate, args.virtual_port,
+        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
     )  # fmt: skip
     print(json.dumps(summary), file=sys.stderr)
@@ -159,6 +159,12 @@ def add_frontend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--mode", choices=MODES, default=default,
+                        help="tracker and clusterer settings chosen for accuracy or under a note-on latency limit "
+                             f"(default {default})")  # fmt: skip
+
+
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3, ...; any rate and channel count)")
     transcribe.add_argument("-o", "--output", required=True, help="MIDI file to write")
     add_timbre_options(transcribe)
+    add_mode_option(transcribe, "accurate")
     transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight) before writing the file")  # fmt: skip
     transcribe.set_defaults(func=cmd_transcribe)
@@ -187,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 
     live = sub.add_parser("live", help="live audio in, live MIDI out")
@@ -201,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
     live.add_argument("--quiet", action="store_true", help="no status line")
     add_timbre_options(live)
+    add_mode_option(live, "low-latency")
     live.set_defaults(func=cmd_live)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")

@@ -53,8 +53,10 @@ def _frames(intervals: np.ndarray, freqs: np.ndarray, end_s: float) -> tuple[np.
     return times, [np.array(a) for a in active]
 
 
-def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance: float = ONSET_TOLERANCE_S) -> dict:
-    """Onset-only, with-offset and frame precision/recall/F1 of estimate against reference notes."""
+def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance: float = ONSET_TOLERANCE_S,
+                 frames: bool = True) -> dict:  # fmt: skip
+    """Onset-only, with-offset and (unless ``frames`` is false) frame precision/recall/F1 of estimate
+    against reference notes."""
     mir_eval = _mir_eval()
     ref_i, ref_p = _arrays(reference)
     est_i, est_p = _arrays(estimate)
@@ -67,6 +69,8 @@ def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance:
     else:
         p = r = f = f2 = 0.0
     result.update(onset_p=p, onset_r=r, onset_f1=f, offset_f1=f2)
+    if not frames:
+        return {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in result.items()}
     end = max([0.0] + [i[1] for i in ref_i] + [i[1] for i in est_i]) + 0.1
     ref_t, ref_f = _frames(ref_i, ref_p, end)
     est_t, est_f = _frames(est_i, est_p, end)
@@ -115,6 +119,11 @@ def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], refer
     return result
 
 
+def _clusters(transcriber: Transcriber):
+    """The clusterer settings of a transcriber (to rebuild it for another input rate), None without one."""
+    return transcriber.assigner.config if transcriber.assigner is not None else None
+
+
 def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable[[str], None] = print) -> dict:
     """Every sub-folder with mix.flac and notes.csv (BACH10 layout)."""
     pieces = sorted(p for p in Path(data_dir).iterdir() if (p / "mix.flac").exists() and (p / "notes.csv").exists())
@@ -124,7 +133,7 @@ def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable
     for piece in pieces:
         info = probe(piece / "mix.flac")
         if info.samplerate != transcriber.chain.stages[0].input_rate:
-            transcriber = build_transcriber(info.samplerate, tracker=transcriber.tracker.config)
+            transcriber = build_transcriber(info.samplerate, tracker=transcriber.tracker.config, clusters=_clusters(transcriber))
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
         results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
                                              info.duration_s)  # fmt: skip
@@ -140,7 +149,7 @@ def evaluate_shards(split_dir: Path, transcriber: Transcriber, limit: int | None
 
     shards = ShardSet(split_dir)
     if transcriber.chain.stages[0].input_rate != SAMPLE_RATE:
-        transcriber = build_transcriber(SAMPLE_RATE, tracker=transcriber.tracker.config)
+        transcriber = build_transcriber(SAMPLE_RATE, tracker=transcriber.tracker.config, clusters=_clusters(transcriber))
     results = {}
     for index, example in enumerate(shards.examples[:limit]):
         audio = shards.segment(index, 0, example.length)
@@ -175,14 +184,14 @@ def separation_metrics(reference: dict[str, list[tuple]], events: list[NoteEvent
     for a, channel in enumerate(channels):
         notes = events_to_notes(by_channel[channel])
         for b, name in enumerate(instruments):
-            scores[a, b] = note_metrics(reference[name], notes)["onset_f1"] if notes and reference[name] else 0.0
+            scores[a, b] = note_metrics(reference[name], notes, frames=False)["onset_f1"] if notes and reference[name] else 0.0
     rows, cols = linear_sum_assignment(-scores) if len(channels) else ([], [])
     return {"separation_f": round(float(scores[rows, cols].sum() / len(instruments)), 4), "channels": len(channels),
             "k": len(instruments)}  # fmt: skip
 
 
 def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple[int, ...] = (2, 3, 4),
-                        progress: Callable[[str], None] = print) -> dict:  # fmt: skip
+                        progress: Callable[[str], None] = print, mode: str = "accurate") -> dict:  # fmt: skip
     """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
     (K unknown) and refined with K given; separation F, channels spawned against K."""
     from itertools import combinations
@@ -200,7 +209,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                 rate = stems[combo[0]][1]
                 mix = np.sum([stems[name][0] for name in combo], axis=0).astype(np.float32)
                 if transcriber is None or transcriber.chain.stages[0].input_rate != rate:
-                    transcriber = build_transcriber(rate)
+                    transcriber = build_transcriber(rate, mode=mode)
                 transcriber.chain.reset()
                 events = transcriber.chain.run([mix[i : i + 4096] for i in range(0, len(mix), 4096)])
                 reference = {name: [(on, off, m) for on, off, m, inst in notes if inst == name] for name in combo}

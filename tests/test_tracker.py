@@ -138,3 +138,23 @@ def test_midi_file_has_one_track_per_timbre_and_no_hanging_notes(tmp_path: Path)
     assert channel_for(0) == 0 and channel_for(9) == 10  # channel 10 (drums) is skipped
     assert not (tmp_path / "out.mid.tmp").exists()
     assert midi.length == pytest.approx(150 * HOP_S, abs=0.01)
+
+
+def test_modes_pick_the_accurate_or_the_low_latency_settings(random_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    pytest.importorskip("onnx")
+    from rtamt.pipeline import build_transcriber
+    from rtamt.training.export import write_metadata
+
+    model = tmp_path / "backbone.onnx"
+    shutil.copy(random_model_dir / "backbone.onnx", model)
+    accurate = TrackerConfig(sustain_frames=8)
+    write_metadata(model, "tracker", accurate.to_json())
+    assert build_transcriber(model_dir=tmp_path, mode="low-latency").tracker.config == accurate  # falls back
+    fast = TrackerConfig(sustain_frames=3, onset_threshold=0.2)
+    write_metadata(model, "tracker_low_latency", fast.to_json())
+    assert build_transcriber(model_dir=tmp_path, mode="low-latency").tracker.config == fast
+    assert build_transcriber(model_dir=tmp_path).tracker.config == accurate
+    with pytest.raises(ValueError):
+        build_transcriber(model_dir=tmp_path, mode="fast")

@@ -1,7 +1,9 @@
 """Choose the note tracker's thresholds on the synthetic validation split and store them in the model.
 
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --write
+    python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --write    # settings for live use
     python -m rtamt.training.tune clusters --models models --data data/synth/valid --write
+    python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 --write
 
 The backbone runs once per example; the tracker is then replayed with each candidate setting (coordinate
 search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). With
@@ -27,6 +29,7 @@ from rtamt.cqt import SlidingCQT
 from rtamt.evaluate import note_metrics, onset_latencies
 from rtamt.hcqt import HarmonicStack
 from rtamt.models import cqt_config_of
+from rtamt.pipeline import MODES, settings_key
 from rtamt.normalize import EnergyNorm
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
 from rtamt.training.export import write_metadata
@@ -70,7 +73,7 @@ def score(config: TrackerConfig, data: Data, lookahead: int) -> tuple[float, flo
     for probs, reference in data:
         tracker.reset()
         events = tracker.process(probs) + tracker.flush()
-        metrics = note_metrics(reference, events_to_notes(events))
+        metrics = note_metrics(reference, events_to_notes(events), frames=False)
         onset.append(metrics["onset_f1"])
         offset.append(metrics["offset_f1"])
         latency.append(onset_latencies(reference, events, lookahead * HOP_S))
@@ -110,18 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
     parser.add_argument("--max-latency-ms", type=float, default=None,
                         help="only settings whose median note-on latency stays within this count")
+    parser.add_argument("--mode", choices=MODES, default="accurate",
+                        help="store as the accurate (files) or the low-latency (live) settings")
     parser.add_argument("--write", action="store_true", help="store the chosen thresholds in the model file")
     args = parser.parse_args(argv)
-    lookahead = int(Backbone(args.model).lookahead)
+    backbone = Backbone(args.model)
+    key = "tracker_low_latency" if args.mode == "low-latency" else "tracker"
+    start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
     data = probabilities(args.model, args.data, args.limit)
-    best, (onset, offset, latency) = search(data, lookahead, args.rounds, args.max_latency_ms)
+    best, (onset, offset, latency) = search(data, backbone.lookahead, args.rounds, args.max_latency_ms, start)
     provenance = {"split": str(args.data), "examples": len(data), "onset_f1": round(onset, 4),
                   "offset_f1": round(offset, 4), "latency_ms_median": round(latency, 1),
                   "max_latency_ms": args.max_latency_ms, "rate": SAMPLE_RATE}  # fmt: skip
-    print(json.dumps({"tracker": best.__dict__, **provenance}, indent=2))
+    print(json.dumps({key: best.__dict__, **provenance}, indent=2))
     if args.write:
-        write_metadata(args.model, "tracker", best.to_json())
-        write_metadata(args.model, "tracker_provenance", json.dumps(provenance))
+        write_metadata(args.model, key, best.to_json())
+        write_metadata(args.model, f"{key}_provenance", json.dumps(provenance))
     return 0
 
 
@@ -175,17 +182,23 @@ def cluster_score(config, tracker: TrackerConfig, data) -> tuple[float, float]:
     return float(np.mean(f)), float(np.mean(exact))
 
 
-def search_clusters(data, tracker: TrackerConfig, rounds: int = 2):
+def search_clusters(data, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None):
+    """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
+    instruments (separation F alone rewards spawning a channel for every odd note)."""
     from rtamt.cluster import ClusterConfig
 
     best = ClusterConfig()
+    if max_decision_frames is not None:
+        best = replace(best, decision_frames=min(best.decision_frames, max_decision_frames))
     best_score = cluster_score(best, tracker, data)
     for _ in range(rounds):
         for name, values in CLUSTER_SEARCH.items():
             for value in values:
+                if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
+                    continue
                 candidate = replace(best, **{name: value})
                 result = cluster_score(candidate, tracker, data)
-                if result > best_score:
+                if sum(result) > sum(best_score):  # separation F and channels = K weigh alike
                     best, best_score = candidate, result
             print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
                   f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
@@ -200,18 +213,24 @@ def main_clusters(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--mode", choices=MODES, default="accurate",
+                        help="tune with that mode's tracker settings and store as that mode's clusterer")
+    parser.add_argument("--max-decision-frames", type=int, default=None,
+                        help="longest decision window allowed (the note-on waits for it)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     backbone = Backbone(args.models / "backbone.onnx")
-    tracker = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else TrackerConfig()
+    tracker_key = settings_key(backbone.meta, "tracker", args.mode)
+    tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
     data = model_frames(args.models, args.data, args.limit)
-    best, (f, exact) = search_clusters(data, tracker)
+    best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames)
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
                       "mixes": len(data), "split": str(args.data)}, indent=2))  # fmt: skip
+    key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     if args.write:
-        write_metadata(args.models / "timbre.onnx", "clusterer", json.dumps(settings))
-        write_metadata(args.models / "timbre.onnx", "clusterer_provenance",
+        write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
+        write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
                        json.dumps({"split": str(args.data), "mixes": len(data), "separation_f": round(f, 4)}))  # fmt: skip
     return 0
 
