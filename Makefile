@@ -35,7 +35,7 @@ bench: $(VENV)/.test
 	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
 	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
-	$(BIN)/rtamt eval --synthetic data/synth/test --json > benchmarks/results/synthetic_test.json
+	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
 
 clean:
 	rm -rf $(VENV) duet.transcribed.mid
