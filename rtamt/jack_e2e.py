@@ -67,7 +67,8 @@ def jack_server(rate: int = 48_000, period: int = 256):
         server.wait(5)
 
 
-def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5, timeout_s: float = 120.0) -> dict:
+def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5, timeout_s: float = 120.0,
+                    stop_timeout_s: float = 45.0) -> dict:  # fmt: skip
     """Run ``rtamt live`` on the JACK graph, play ``audio_path`` into it, record its MIDI.
 
     Returns the MIDI events as (seconds after playback start, status, note, velocity), whether rtamt exited
@@ -115,7 +116,13 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
             while state["position"] < len(audio) + tail_s * rate and time.monotonic() < deadline:
                 time.sleep(0.05)
             live.send_signal(signal.SIGINT)
-            stderr = live.communicate(timeout=20)[1].decode(errors="replace")
+            try:
+                stderr = live.communicate(timeout=stop_timeout_s)[1].decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                live.kill()
+                stderr = live.communicate()[1].decode(errors="replace")
+                raise RuntimeError(f"rtamt live did not stop within {stop_timeout_s:.0f} s of Ctrl-C; its stderr:\n"
+                                   f"{stderr[-2000:]}") from None  # fmt: skip
             time.sleep(0.3)  # the last note-offs travel one JACK cycle
         finally:
             if live.poll() is None:
