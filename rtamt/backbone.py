@@ -51,7 +51,7 @@ class StreamingModel(Stage):
     def process(self, block: np.ndarray) -> np.ndarray:
         if len(block) == 0:
             return self.empty_output()
-        hcqt = np.ascontiguousarray(block.transpose(1, 2, 0)[None], dtype=np.float32)  # (1, 8, 252, n)
+        hcqt = np.ascontiguousarray(block.transpose(1, 0, 2)[None], dtype=np.float32)  # (1, 8, n, 252)
         results = self.session.run(self._output_names, {"hcqt": hcqt, **dict(zip(self._cache_names, self._caches))})
         n_out = len(results) - len(self._caches)
         self._caches = results[n_out:]
@@ -76,7 +76,7 @@ class Backbone(StreamingModel):
 
     def arrange(self, outputs: list[np.ndarray]) -> np.ndarray:
         onset, frame = outputs
-        return np.stack([onset[0], frame[0]], axis=0).transpose(2, 0, 1)
+        return np.stack([onset[0], frame[0]], axis=1)  # each (n, 84)
 
 
 class TimbreEncoder(StreamingModel):
@@ -90,7 +90,7 @@ class TimbreEncoder(StreamingModel):
         self.channels = int(self.meta["dim"])
 
     def arrange(self, outputs: list[np.ndarray]) -> np.ndarray:
-        return outputs[0][0].transpose(2, 0, 1)
+        return outputs[0][0].transpose(1, 0, 2)  # (D, n, 84) -> (n, D, 84)
 
 
 class NoteModels(Stage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -31,15 +32,40 @@ def test_signal(seconds: float, seed: int = 0) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def time_per_block(chain: Chain, audio: np.ndarray, block: int) -> np.ndarray:
-    """Wall time in ms of each ``chain.process`` call over ``audio`` cut into ``block``-sample blocks."""
+def time_per_block(chain: Chain, audio: np.ndarray, block: int, hops_done=None) -> tuple[np.ndarray, np.ndarray]:
+    """Wall time in ms of each ``chain.process`` call over ``audio`` cut into ``block``-sample blocks, and
+    after each call the number of hops the chain has completed (``hops_done()``, zeros without it)."""
     times = np.empty(len(audio) // block)
+    hops = np.zeros(len(times), dtype=np.int64)
     for i in range(len(times)):
         piece = audio[i * block : (i + 1) * block]
         start = time.perf_counter()
         chain.process(piece)
         times[i] = (time.perf_counter() - start) * 1000.0
-    return times
+        if hops_done is not None:
+            hops[i] = hops_done()
+    return times, hops
+
+
+def per_hop_compute(block_ms: np.ndarray, hops_done: np.ndarray) -> np.ndarray:
+    """Compute spent per hop: the time of every block from just after one hop completed up to the block
+    that completed the next one (split evenly when a block completes several)."""
+    completed = np.diff(hops_done, prepend=0)
+    ends = np.flatnonzero(completed > 0)
+    if len(ends) == 0:
+        return block_ms[:0]
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    spent = np.add.reduceat(block_ms[: ends[-1] + 1], starts)
+    return np.repeat(spent / completed[ends], completed[ends])
+
+
+def cpu_steal() -> int:
+    """Jiffies the hypervisor took from this virtual machine so far (0 where /proc/stat has no steal)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) if len(fields) > 8 else 0
+    except OSError:
+        return 0
 
 
 def bench_cqt(seconds: float = 60.0, config: CQTConfig | None = None) -> dict:
@@ -49,7 +75,7 @@ def bench_cqt(seconds: float = 60.0, config: CQTConfig | None = None) -> dict:
     audio = test_signal(seconds)
     time_per_block(chain, audio[: 20 * HOP], HOP)  # compile and warm up
     chain.reset()
-    per_hop = time_per_block(chain, audio, HOP)
+    per_hop, _ = time_per_block(chain, audio, HOP)
     chain.reset()
     start = time.perf_counter()
     for i in range(0, len(audio), 8192):
@@ -116,11 +142,11 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
     stream = np.resize(audio, total)  # the example looped
     time_per_block(transcriber.chain, stream[: 50 * block], block)  # warm up
     transcriber.chain.reset()
-    rss_start = _rss_mb()
-    per_block = time_per_block(transcriber.chain, stream, block)
-    rss_end = _rss_mb()
-    hops_per_block = block * SAMPLE_RATE / device_rate / HOP
-    per_hop = per_block / hops_per_block
+    rss_start, steal_start, wall_start = _rss_mb(), cpu_steal(), time.monotonic()
+    per_block, hops_done = time_per_block(transcriber.chain, stream, block, lambda: resampler.samples_out // HOP)
+    rss_end, steal = _rss_mb(), cpu_steal() - steal_start
+    per_hop = per_hop_compute(per_block, hops_done)
+    steal_share = steal / os.sysconf("SC_CLK_TCK") / (time.monotonic() - wall_start) / (os.cpu_count() or 1)
     octaves = transcriber.cqt.octave_latency()
     algorithmic = {
         "input_block_ms": round(block / device_rate * 1000, 2),
@@ -138,10 +164,14 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "stream_minutes": minutes,
         "block_samples": block,
         "device_rate": device_rate,
+        "per_block_ms_median": round(float(np.median(per_block)), 4),
+        "per_block_ms_p99": round(float(np.percentile(per_block, 99)), 4),
         "per_hop_ms_median": round(float(np.median(per_hop)), 4),
         "per_hop_ms_p99": round(float(np.percentile(per_hop, 99)), 4),
+        "per_hop_ms_max": round(float(per_hop.max()), 4),
         "hop_budget_ms": round(HOP_S * 1000.0, 3),
         "real_time_factor": round(float(per_block.sum() / 1000.0 / (total / device_rate)), 4),
+        "cpu_steal_share": round(steal_share, 4),  # CPU time the hypervisor took during the run
         "rss_mb_start": rss_start,
         "rss_mb_end": rss_end,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),

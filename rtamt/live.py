@@ -9,6 +9,7 @@ dropped blocks. Stop, errors, Ctrl-C and the end of a file all end with note-off
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -127,7 +128,8 @@ class MidiPortSink:
 
     def close(self) -> None:
         self.all_off()
-        time.sleep(0.05)  # let the MIDI system deliver the note-offs before the port goes away
+        time.sleep(0.25)  # let the MIDI system deliver the note-offs before the port goes away (a loaded
+        # machine can hold back a JACK cycle well beyond its period)
         self._out.close_port()
         del self._out
 
@@ -320,6 +322,22 @@ def list_devices() -> str:
     return "\n".join(lines)
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM set ``stop``, so the worker flushes and sends its note-offs; a second
+    signal interrupts at once. Set explicitly: Python leaves SIGINT ignored when it starts ignored, as it
+    does for a script's background jobs. (Raising KeyboardInterrupt from the first signal could land
+    inside Thread.join, which then returns while the worker still runs.)"""
+
+    def handler(signum: int, frame) -> None:  # noqa: ANN001
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
 def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str | None, realtime: bool,
              samplerate: int | None, virtual_port: str | None, midi_port: str | None, midi_api: str,
              events_json: bool, no_midi: bool = False, status: bool = True) -> dict:  # fmt: skip
@@ -340,6 +358,7 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
     backlog = None if is_file and not realtime else 0.5
     engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, print_event if events_json else None, backlog)
     stream = None
+    stop_on_signals(engine.stop)
     engine.start()
     try:
         if is_file:

@@ -11,6 +11,7 @@ import onnxruntime as ort
 from rtamt.cqt import CQTConfig
 
 MODELS_ENV = "RTAMT_MODELS"
+LAYOUT = "time-major"  # streaming models take hcqt (1, 8, frames, 252) and put time before pitch
 
 
 class ModelError(Exception):
@@ -40,6 +41,9 @@ def open_session(path: str | os.PathLike, kind: str, threads: int = 1) -> tuple[
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("rtamt_model") != kind:
         raise ModelError(f"{path}: expected an rtamt {kind} model, found {meta.get('rtamt_model', 'no rtamt metadata')}")
+    if meta.get("layout") != LAYOUT:
+        raise ModelError(f"{path}: exported by an older rtamt (tensor layout {meta.get('layout', 'freq-major')}); "
+                         f"export it again with this version")  # fmt: skip
     return session, meta
 
 

@@ -21,6 +21,7 @@ from rtamt.constants import SAMPLE_RATE
 PASSBAND = 0.9  # fraction of the lower Nyquist frequency that is passed flat
 ATTENUATION_DB = 80.0
 TABLE_STEPS = 512  # kernel table points per input sample
+MAX_BANK_ENTRIES = 1 << 20  # polyphase bank size limit (phases x taps); rarer rates read the table directly
 
 
 def design_kernel(input_rate: int, output_rate: int) -> tuple[np.ndarray, int]:
@@ -64,6 +65,38 @@ def _interpolate(buf, buf_start, next_out, up, down, table, half, steps, limit, 
     return count
 
 
+def polyphase_bank(table: np.ndarray, half: int, up: int) -> np.ndarray:
+    """(up, 2 * half) kernel values: row p holds the taps of every output whose position x_k has fractional
+    part p / up, read from ``table`` exactly as :func:`_interpolate` reads them."""
+    frac = np.arange(up)[:, None] / up
+    j = np.arange(2 * half)[None, :]
+    position = (2 * half - 1 - j + frac) * TABLE_STEPS  # (t + half) * steps with t = half - 1 - j + frac
+    index = position.astype(np.int64)
+    w = position - index
+    return table[index] * (1.0 - w) + table[np.minimum(index + 1, table.size - 1)] * w
+
+
+@numba.njit(cache=True)
+def _polyphase(buf, buf_start, next_out, up, down, bank, half, limit, out):
+    """:func:`_interpolate` with the taps of each phase precomputed in ``bank``."""
+    last = buf_start + buf.size - 1
+    taps = 2 * half
+    count = 0
+    while count < limit:
+        numerator = (next_out + count) * down
+        base = numerator // up
+        if base + half > last:
+            break
+        row = bank[numerator - base * up]
+        first = base - half + 1 - buf_start
+        acc = 0.0
+        for j in range(taps):
+            acc += buf[first + j] * row[j]
+        out[count] = acc
+        count += 1
+    return count
+
+
 class Resampler(Stage):
     """Mono float32 blocks at ``input_rate`` -> blocks at ``output_rate`` (the pipeline's 22,050 Hz unless
     told otherwise); passes through when the rates are equal."""
@@ -78,6 +111,8 @@ class Resampler(Stage):
         g = math.gcd(self.input_rate, self.output_rate)
         self._up, self._down = self.output_rate // g, self.input_rate // g
         self._table, self._half = design_kernel(self.input_rate, self.output_rate)
+        fits = self._up * 2 * self._half <= MAX_BANK_ENTRIES
+        self._bank = polyphase_bank(self._table, self._half, self._up) if fits and not self.passthrough else None
         self.reset()
 
     @property
@@ -89,10 +124,12 @@ class Resampler(Stage):
         self._buf_start = -self._half
         self._next_out = 0
         self._received = 0
+        self.samples_out = 0  # output samples returned so far
 
     def process(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if self.passthrough:
+            self.samples_out += block.size
             return block.copy()
         self._received += block.size
         self._buf = np.concatenate([self._buf, block.astype(np.float64)])
@@ -104,9 +141,14 @@ class Resampler(Stage):
         if limit is not None:
             room = min(room, limit)
         out = np.empty(room, dtype=np.float64)
-        count = _interpolate(self._buf, self._buf_start, self._next_out, self._up, self._down, self._table,
-                             self._half, TABLE_STEPS, room, out)  # fmt: skip
+        if self._bank is not None:
+            count = _polyphase(self._buf, self._buf_start, self._next_out, self._up, self._down, self._bank,
+                               self._half, room, out)  # fmt: skip
+        else:
+            count = _interpolate(self._buf, self._buf_start, self._next_out, self._up, self._down, self._table,
+                                 self._half, TABLE_STEPS, room, out)  # fmt: skip
         self._next_out += count
+        self.samples_out += count
         keep_from = (self._next_out * self._down) // self._up - self._half + 1  # oldest input still needed
         drop = max(0, keep_from - self._buf_start)
         if drop:

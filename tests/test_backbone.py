@@ -1,4 +1,5 @@
-"""The exported streaming ONNX backbone equals the PyTorch model; bad model files give clear errors."""
+"""The exported streaming ONNX backbone and timbre encoder equal their PyTorch models; bad model files give
+clear errors."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ FRAMES = 150
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Backbone, Path, np.ndarray, np.ndarray]:
     torch.manual_seed(0)
-    model = Backbone(gru_hidden=8)  # the optional recurrent layer carries a cache too
+    model = Backbone(gru_hidden=8).eval()  # the optional recurrent layer carries a cache too
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -49,17 +50,50 @@ def test_parameter_budget(exported) -> None:
 def test_streaming_onnx_equals_pytorch(exported, sizes: list[int]) -> None:
     _, path, hcqt, reference = exported
     stage = BackboneStage(path)
-    outputs, pos, i = [], 0, 0
-    while pos < FRAMES:
-        n = sizes[i % len(sizes)]
-        outputs.append(stage.process(hcqt[pos : pos + n]))
-        pos, i = pos + n, i + 1
-    outputs.append(stage.flush())
-    streamed = np.concatenate(outputs)
+    streamed = stream(stage, hcqt, sizes)
     lookahead = stage.lookahead
     assert streamed.shape == (FRAMES, 2, 84)
     # Output frame t is the model's output at input t + lookahead.
     np.testing.assert_allclose(streamed[: FRAMES - lookahead], reference[lookahead:], atol=1e-4)
+
+
+def stream(stage, hcqt: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """``hcqt`` through ``stage`` in chunks of ``sizes`` (cycled), then the flush."""
+    outputs, pos, i = [], 0, 0
+    while pos < len(hcqt):
+        n = sizes[i % len(sizes)]
+        outputs.append(stage.process(hcqt[pos : pos + n]))
+        pos, i = pos + n, i + 1
+    outputs.append(stage.flush())
+    return np.concatenate(outputs)
+
+
+@pytest.fixture(scope="module")
+def exported_encoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
+    from rtamt.training.export import export_streaming
+    from rtamt.training.models import TimbreEncoder
+
+    torch.manual_seed(1)
+    model = TimbreEncoder(dim=6, width=8).eval()
+    path = tmp_path_factory.mktemp("model") / "timbre.onnx"
+    export_streaming(model, "timbre", ["embedding"], {"embedding": 2}, 1, CQTConfig(gamma_hz=10.0), path, {"dim": "6"})
+    hcqt = np.random.default_rng(1).normal(-6, 3, size=(FRAMES, 8, 252)).astype(np.float32)
+    with torch.no_grad():
+        embedding, *_ = model(torch.from_numpy(np.ascontiguousarray(hcqt.transpose(1, 2, 0)[None])))
+    return path, hcqt, embedding[0].numpy().transpose(2, 0, 1)  # (T, D, 84)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8))
+def test_streaming_timbre_encoder_equals_pytorch(exported_encoder, sizes: list[int]) -> None:
+    from rtamt.backbone import TimbreEncoder as EncoderStage
+
+    path, hcqt, reference = exported_encoder
+    stage = EncoderStage(path)
+    streamed = stream(stage, hcqt, sizes)
+    assert streamed.shape == (FRAMES, 6, 84)
+    np.testing.assert_allclose(streamed[: FRAMES - 1], reference[1:], atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(streamed, axis=1), 1.0, atol=1e-4)
 
 
 def test_metadata_carries_front_end_and_lookahead(exported) -> None:
@@ -79,6 +113,16 @@ def test_missing_and_corrupt_model_files(tmp_path: Path, exported) -> None:
     text.write_text("hello")
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         BackboneStage(text)
+
+
+def test_old_layout_model_is_refused_with_advice(tmp_path: Path, exported) -> None:
+    from rtamt.training.export import write_metadata
+
+    old = tmp_path / "old.onnx"
+    old.write_bytes(exported[1].read_bytes())
+    write_metadata(old, "layout", "freq-major")
+    with pytest.raises(ModelError, match="export it again"):
+        BackboneStage(old)
 
 
 def test_onset_targets_widen_forward_in_time_only() -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 from rtamt.audio import probe
@@ -33,6 +34,22 @@ def test_bench_cqt_json_reports_timing_and_octave_latency(capsys: pytest.Capture
     assert len(octaves) == 8
     # Lower octaves have longer windows, hence more latency.
     assert [o["latency_ms_max"] for o in octaves] == sorted((o["latency_ms_max"] for o in octaves), reverse=True)
+
+
+def test_per_hop_compute_groups_blocks_by_the_hop_they_complete() -> None:
+    from rtamt.bench import per_hop_compute
+
+    block_ms = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    hops_done = np.array([0, 1, 1, 2, 2, 4, 4])  # the last block completes nothing: not counted
+    np.testing.assert_allclose(per_hop_compute(block_ms, hops_done), [3.0, 7.0, 5.5, 5.5])
+
+
+def test_bench_latency_reports_per_hop_compute(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "latency", "--json", "--minutes", "0.1", "--no-jack"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 < result["per_block_ms_median"] < result["per_hop_ms_median"] <= result["per_hop_ms_p99"]
+    assert result["per_hop_ms_p99"] <= result["per_hop_ms_max"]
+    assert 0 < result["real_time_factor"] and 0 <= result["cpu_steal_share"] < 1
 
 
 def test_bundled_example_is_small_and_matches_its_ground_truth() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -86,3 +90,31 @@ def test_end_to_end_through_jack() -> None:
     metrics = note_metrics(reference, [(on, off, pitch) for on, off, pitch, _ in notes], E2E_ONSET_TOLERANCE_S)
     assert len(notes) >= 20, f"only {len(notes)} notes arrived"
     assert metrics["onset_f1"] >= E2E_ONSET_F1_BAR, metrics
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_live_stops_cleanly_on_signals_even_when_started_ignoring_sigint(signum: int) -> None:
+    """A background job of a script starts with SIGINT ignored; Ctrl-C or a kill must still end the stream
+    promptly with a note-off for every note-on."""
+    live = subprocess.Popen(
+        [sys.executable, "-m", "rtamt", "live", "--input", str(EXAMPLE / "mix.flac"), "--realtime", "--no-midi",
+         "--events", "json", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        first = live.stdout.readline()  # the first note event: the stream is running
+        assert first, live.stderr.read()
+        live.send_signal(signum)
+        rest, stderr = live.communicate(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, stderr
+    events = [json.loads(line) for line in [first, *rest.splitlines()] if line.startswith("{")]
+    sounding: dict[tuple[int, int], int] = {}
+    for event in events:
+        key = (event["channel"], event["pitch"])
+        sounding[key] = sounding.get(key, 0) + (1 if event["on"] else -1)
+    assert all(count <= 0 for count in sounding.values()), "a note was left sounding"
+    assert json.loads(stderr.strip().splitlines()[-1])["audio_s"] < 20, "the stream ran on after the signal"

@@ -50,3 +50,12 @@ def test_same_rate_passes_through() -> None:
     stage = Resampler(SAMPLE_RATE)
     assert stage.latency_s == 0.0
     np.testing.assert_array_equal(np.concatenate([stage.process(audio), stage.flush()]), audio)
+
+
+@pytest.mark.parametrize("rate", [16_000, 48_000])
+def test_polyphase_bank_equals_reading_the_table(rate: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio = np.random.default_rng(3).standard_normal(rate).astype(np.float32)
+    with_bank = resample(audio, rate)
+    monkeypatch.setattr("rtamt.resample.MAX_BANK_ENTRIES", 0)
+    assert Resampler(rate)._bank is None
+    np.testing.assert_allclose(with_bank, resample(audio, rate), atol=1e-6)

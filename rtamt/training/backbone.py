@@ -53,6 +53,7 @@ class TrainConfig:
     onset_alpha: float = 0.25
     frame_alpha: float = 0.2
     gru_hidden: int = 0
+    flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     seed: int = 0
     workers: int = 1
     valid_items: int = 96
@@ -128,11 +129,25 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
+def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
+    """Load weights of a model without the flux branch into one with it: the onset conv's new input
+    channels start at zero, so the grown model starts as the same function."""
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape and key == "onset_conv.conv.weight":
+            grown = torch.zeros_like(own[key])
+            grown[:, : value.shape[1]] = value
+            state = {**state, key: grown}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("flux.") for key in missing):
+        raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
+
+
 def train(data: Path, out: Path, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.set_num_threads(2)
-    model = Backbone(config.gru_hidden)
+    model = Backbone(config.gru_hidden, config.flux)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -146,7 +161,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         step, log = state["step"], state["log"]
         print(f"resumed at step {step}", file=sys.stderr)
     elif config.init:
-        model.load_state_dict(torch.load(config.init, weights_only=False)["model"])
+        load_grown(model, torch.load(config.init, weights_only=False)["model"])
         print(f"fine-tuning from {config.init}", file=sys.stderr)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps,
@@ -189,14 +204,14 @@ def export(run: Path, out: Path) -> None:
     """Export the run's checkpoint (see :func:`export_model`)."""
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     config = TrainConfig(**state["config"])
-    model = Backbone(config.gru_hidden)
+    model = Backbone(config.gru_hidden, config.flux)
     model.load_state_dict(state["model"])
     export_model(model, config.lookahead, config.cqt, out, {"train_steps": str(state["step"])})
 
 
 def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None) -> None:
-    """Streaming ONNX: hcqt (1, 8, 252, n) + caches in; onset, frame (1, 84, n) + new caches out."""
-    export_streaming(model, "backbone", ["onset", "frame"], {"onset": 2, "frame": 2}, lookahead, cqt, out, extra)
+    """Streaming ONNX: hcqt (1, 8, n, 252) + caches in; onset, frame (1, n, 84) + new caches out."""
+    export_streaming(model, "backbone", ["onset", "frame"], {"onset": 1, "frame": 1}, lookahead, cqt, out, extra)
 
 
 def main(argv: list[str] | None = None) -> int:

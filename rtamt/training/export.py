@@ -11,27 +11,28 @@ from pathlib import Path
 import torch
 
 from rtamt.cqt import CQTConfig
-from rtamt.training.models import parameter_count
+from rtamt.models import LAYOUT
+from rtamt.training.models import parameter_count, time_major
 
 
 def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time_axes: dict[str, int],
                      lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None, opset: int = 17) -> None:  # fmt: skip
-    """Write ``model`` as ONNX with inputs hcqt (1, 8, 252, n) plus its caches and outputs ``outputs`` plus
-    the new caches; ``time_axes`` names each output's frame axis. Metadata: kind, look-ahead, front-end
-    settings, parameter count and ``extra``."""
+    """Write ``model`` in its time-major form (see :func:`time_major`) as ONNX with inputs hcqt (1, 8, n, 252)
+    plus its caches and outputs ``outputs`` plus the new caches; ``time_axes`` names each output's frame
+    axis. Metadata: kind, layout, look-ahead, front-end settings, parameter count and ``extra``."""
     import onnx
 
-    model.eval()
-    caches = model.initial_caches(1)
+    streaming = time_major(model).eval()
+    caches = streaming.initial_caches(1)
     cache_in = [f"cache_{i}" for i in range(len(caches))]
     cache_out = [f"new_cache_{i}" for i in range(len(caches))]
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        model, (torch.zeros(1, 8, 252, 4), *caches), str(out), input_names=["hcqt", *cache_in],
+        streaming, (torch.zeros(1, 8, 4, 252), *caches), str(out), input_names=["hcqt", *cache_in],
         output_names=[*outputs, *cache_out], opset_version=opset, dynamo=False,
-        dynamic_axes={"hcqt": {3: "frames"}, **{name: {axis: "frames"} for name, axis in time_axes.items()}},
+        dynamic_axes={"hcqt": {2: "frames"}, **{name: {axis: "frames"} for name, axis in time_axes.items()}},
     )  # fmt: skip
-    meta = {"rtamt_model": kind, "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
+    meta = {"rtamt_model": kind, "layout": LAYOUT, "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
             "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
     proto = onnx.load(str(out))
     for key, value in meta.items():
@@ -74,9 +75,22 @@ def train_export_cli(argv: list[str] | None, prog: str, description: str, config
     e = sub.add_parser("export")
     e.add_argument("--run", type=Path, default=Path(run))
     e.add_argument("--out", type=Path, default=Path(model))
+    e.add_argument("--settings-from", type=Path, metavar="ONNX",
+                   help="copy the tuned tracker/clusterer settings of this model file (same weights, new export)")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args.data, args.out, config_class(**{n: getattr(args, n) for n in config_class.__dataclass_fields__}))
-    else:
-        export(args.run, args.out)
+        return 0
+    settings = tuned_settings(args.settings_from) if args.settings_from else {}
+    export(args.run, args.out)
+    for key, value in settings.items():
+        write_metadata(args.out, key, value)
     return 0
+
+
+def tuned_settings(model: Path) -> dict[str, str]:
+    """The tuned tracker and clusterer settings (and their provenance) stored in an ONNX file."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    return {p.key: p.value for p in proto.metadata_props if p.key.startswith(("tracker", "clusterer"))}

@@ -171,12 +171,12 @@ def validate(model: TimbreEncoder, loader, config: TimbreConfig) -> dict:
 
 
 def export(run: Path, out: Path) -> None:
-    """Streaming ONNX: hcqt (1, 8, 252, n) + caches in; embedding (1, D, 84, n) + new caches out."""
+    """Streaming ONNX: hcqt (1, 8, n, 252) + caches in; embedding (1, D, n, 84) + new caches out."""
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     config = TimbreConfig(**state["config"])
     model = TimbreEncoder(config.dim, config.width)
     model.load_state_dict(state["model"])
-    export_streaming(model, "timbre", ["embedding"], {"embedding": 3}, config.lookahead, config.cqt, out,
+    export_streaming(model, "timbre", ["embedding"], {"embedding": 2}, config.lookahead, config.cqt, out,
                      {"dim": str(config.dim), "train_steps": str(state["step"])})  # fmt: skip
 
 
