@@ -4,10 +4,12 @@ Each note gets an embedding: the frame-probability-weighted mean of the timbre e
 note's pitch over its first ``decision_frames`` frames. The note-on waits for that window (the delay is
 part of the reported latency) and is then sent on the channel of the cluster the embedding joins:
 - the nearest cluster (cosine) at or above ``join_threshold``;
-- otherwise the note is novel: it starts (or joins) a *provisional* cluster and still goes out on the
-  nearest channel; a provisional cluster that collects ``evidence`` notes becomes a real cluster with a
-  new channel (so one odd note never spawns a channel), and one that collects nothing for
-  ``expire_notes`` notes is forgotten;
+- otherwise the note is novel: it goes out on the nearest channel, and when it ends its whole-note
+  embedding (steadier than the first frames) is judged again: close enough to a real cluster, it joins
+  it; else it starts (or joins) a *provisional* cluster. A provisional cluster that collects ``evidence``
+  notes becomes a real cluster with a new channel (so one odd note never spawns a channel), and one that
+  collects nothing for ``expire_notes`` notes is forgotten (with ``evidence`` 1 a novel note spawns at
+  once);
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
   channel carries on; a channel is never reused for another timbre.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
@@ -88,34 +90,28 @@ class OnlineClusterer:
         self.clusters.append(Cluster(embedding.copy(), 1, channel, self.note_count, self.note_count))
         return len(self.clusters) - 1
 
-    def assign(self, embedding: np.ndarray) -> int:
-        """Cluster index for a new note's embedding (its channel is ``clusters[index].channel``)."""
+    def assign(self, embedding: np.ndarray) -> tuple[int, bool]:
+        """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
+        and whether the note is novel (then :meth:`update` judges it again when it ends)."""
         c = self.config
         self.note_count += 1
         self._expire()
         real = self.real()
         if not real:
-            return self._new(embedding, real=True)
+            return self._new(embedding, real=True), False
         sims = np.array([self.clusters[i].centroid @ embedding for i in real])
         best = real[int(np.argmax(sims))]
         if sims.max() >= c.join_threshold or len(real) >= self._limit():
             self._add(best, embedding)
-            return best
-        evidence = 1 if (c.exact and c.max_clusters and len(real) < c.max_clusters) else c.evidence
-        provisional = self._provisional()
-        target = None
-        if provisional:
-            psims = np.array([self.clusters[i].centroid @ embedding for i in provisional])
-            if psims.max() >= c.join_threshold:
-                target = provisional[int(np.argmax(psims))]
-                self._add(target, embedding)
-        if target is None:
-            target = self._new(embedding, real=False)
-        if self.clusters[target].notes >= evidence:
-            self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
-            self._merge()
-            return self.resolve(target)
-        return best  # sent on the nearest channel while the new timbre gathers evidence
+            return best, False
+        if self._evidence(len(real)) <= 1:  # spawn at once
+            return self._new(embedding, real=True), False
+        return best, True  # sent on the nearest channel; judged on the whole note
+
+    def _evidence(self, n_real: int) -> int:
+        """Notes a provisional cluster needs to become real (1 while fewer than K exist and K is exact)."""
+        c = self.config
+        return 1 if (c.exact and c.max_clusters and n_real < c.max_clusters) else c.evidence
 
     def _add(self, index: int, embedding: np.ndarray) -> None:
         cluster = self.clusters[index]
@@ -125,11 +121,31 @@ class OnlineClusterer:
         if cluster.channel is not None:
             self._merge()
 
-    def update(self, index: int, first: np.ndarray, full: np.ndarray) -> None:
-        """A note has ended: swap its first-frames embedding for its whole-note embedding."""
-        index = self.resolve(index)
-        self.clusters[index].total = self.clusters[index].total - first + full
-        if self.clusters[index].channel is not None:
+    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool = False) -> None:
+        """A note has ended. A known note's whole-note embedding replaces its first-frames embedding in its
+        cluster; a novel note's joins the nearest real cluster it is close to, or provisional evidence."""
+        if not novel:
+            index = self.resolve(index)
+            self.clusters[index].total = self.clusters[index].total - first + full
+            if self.clusters[index].channel is not None:
+                self._merge()
+            return
+        real = self.real()
+        sims = np.array([self.clusters[i].centroid @ full for i in real])
+        if sims.max() >= self.config.join_threshold or len(real) >= self._limit():
+            self._add(real[int(np.argmax(sims))], full)
+            return
+        provisional = self._provisional()
+        target = None
+        if provisional:
+            psims = np.array([self.clusters[i].centroid @ full for i in provisional])
+            if psims.max() >= self.config.join_threshold:
+                target = provisional[int(np.argmax(psims))]
+                self._add(target, full)
+        if target is None:
+            target = self._new(full, real=False)
+        if self.clusters[target].notes >= self._evidence(len(real)):
+            self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
             self._merge()
 
     def _merge(self) -> None:
@@ -157,6 +173,7 @@ class _Note:
     total: np.ndarray = field(default_factory=lambda: np.zeros(0))  # embedding sum over the whole note
     frames: int = 0
     cluster: int | None = None
+    novel: bool = False  # no real cluster was close at the decision: judged again on the whole note
 
 
 class TimbreAssigner(Stage):
@@ -249,7 +266,7 @@ class TimbreAssigner(Stage):
 
     def _assign(self, note: _Note, out: list[NoteEvent]) -> None:
         embedding = _unit(note.first)
-        note.cluster = self.clusterer.assign(embedding)
+        note.cluster, note.novel = self.clusterer.assign(embedding)
         note.first = embedding
         timbre = self.clusterer.clusters[note.cluster].channel or 0
         out.append(replace(note.onset, decided=self.frame, timbre=timbre))
@@ -262,7 +279,7 @@ class TimbreAssigner(Stage):
         if note.cluster is None:  # ended inside its decision window: decide with what there is
             self._assign(note, out)
         full = _unit(note.total)
-        self.clusterer.update(note.cluster, note.first, full)
+        self.clusterer.update(note.cluster, note.first, full, note.novel)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
         self.finished.append((note.onset, off, full))

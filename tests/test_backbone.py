@@ -26,7 +26,7 @@ FRAMES = 150
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Backbone, Path, np.ndarray, np.ndarray]:
     torch.manual_seed(0)
-    model = Backbone(gru_hidden=8).eval()  # the optional recurrent layer carries a cache too
+    model = Backbone(gru_hidden=8, flux=4).eval()  # the optional flux branch and GRU carry caches too
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -135,3 +135,18 @@ def test_onset_targets_widen_forward_in_time_only() -> None:
     assert wide[0, 0].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
     assert wide[0, 1].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
     assert torch.equal(widen(onset, 1), onset)
+
+
+def test_growing_the_flux_branch_starts_as_the_same_function() -> None:
+    from rtamt.training.backbone import load_grown
+
+    torch.manual_seed(2)
+    plain = Backbone().eval()
+    grown = Backbone(flux=8).eval()
+    load_grown(grown, plain.state_dict())
+    hcqt = torch.randn(1, 8, 252, 30)
+    with torch.no_grad():
+        for a, b in zip(plain(hcqt)[:2], grown(hcqt)[:2]):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_grown(Backbone(gru_hidden=4), plain.state_dict())

@@ -22,9 +22,17 @@ def noisy(timbre: int, noise: float = 0.1) -> np.ndarray:
     return e / np.linalg.norm(e)
 
 
+def play(clusterer: OnlineClusterer, embedding: np.ndarray) -> int:
+    """One short note (its whole-note embedding equals its first frames'): the channel it was sent on."""
+    index, novel = clusterer.assign(embedding)
+    channel = clusterer.clusters[index].channel
+    clusterer.update(index, embedding, embedding, novel)
+    return channel
+
+
 def channels_for(sequence: list[int], config: ClusterConfig) -> list[int]:
     clusterer = OnlineClusterer(config)
-    return [clusterer.clusters[clusterer.assign(noisy(t))].channel for t in sequence]
+    return [play(clusterer, noisy(t)) for t in sequence]
 
 
 def test_one_odd_note_does_not_spawn_a_channel() -> None:
@@ -35,9 +43,20 @@ def test_one_odd_note_does_not_spawn_a_channel() -> None:
 def test_a_new_timbre_gets_a_channel_after_enough_evidence() -> None:
     out = channels_for([0] * 6 + [1] * 6 + [0, 1] * 4, ClusterConfig(join_threshold=0.7, evidence=3))
     assert out[:6] == [0] * 6
-    assert out[6:8] == [0, 0]  # gathering evidence: sent on the nearest existing channel
-    assert out[8:12] == [1] * 4  # third note of the new timbre: promoted
+    assert out[6:9] == [0, 0, 0]  # gathering evidence: sent on the nearest existing channel
+    assert out[9:12] == [1] * 3  # promoted when the third note of the new timbre ended
     assert out[12:] == [0, 1] * 4
+
+
+def test_novel_first_frames_are_judged_again_on_the_whole_note() -> None:
+    clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.7, evidence=2))
+    for _ in range(6):
+        play(clusterer, noisy(0))
+    for _ in range(5):  # attacks that look like another timbre, steady parts like the known one
+        index, novel = clusterer.assign(noisy(1))
+        assert novel and clusterer.clusters[index].channel == 0
+        clusterer.update(index, noisy(1), noisy(0), novel)
+    assert len(clusterer.real()) == 1 and not clusterer._provisional()
 
 
 def test_instrument_cap_and_exact_count() -> None:
@@ -51,11 +70,11 @@ def test_converging_clusters_merge_into_the_older_channel() -> None:
     clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.95, evidence=1, merge_threshold=0.8))
     near = CENTRES[0] * 0.9 + CENTRES[1] * 0.44
     near /= np.linalg.norm(near)
-    first = clusterer.assign(CENTRES[0])
-    second = clusterer.assign(near)  # below the join threshold: spawns at once with evidence 1
+    first, _ = clusterer.assign(CENTRES[0])
+    second, _ = clusterer.assign(near)  # below the join threshold: spawns at once with evidence 1
     assert clusterer.resolve(second) == first or clusterer.clusters[second].channel == 1
     for _ in range(5):
-        clusterer.assign(CENTRES[0] * 0.8 + near * 0.2 / np.linalg.norm(CENTRES[0] * 0.8 + near * 0.2))
+        play(clusterer, CENTRES[0] * 0.8 + near * 0.2 / np.linalg.norm(CENTRES[0] * 0.8 + near * 0.2))
     assert len(clusterer.real()) == 1
     assert clusterer.clusters[clusterer.real()[0]].channel == 0
 
@@ -66,7 +85,7 @@ def test_deterministic() -> None:
     runs = []
     for _ in range(2):
         clusterer = OnlineClusterer(config)
-        runs.append([clusterer.assign(e) for e in embeddings])
+        runs.append([play(clusterer, e) for e in embeddings])
     assert runs[0] == runs[1]
 
 
