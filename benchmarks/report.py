@@ -93,13 +93,19 @@ def main() -> None:
     if latency:
         a = latency["algorithmic"]
         out += ["## Live latency and compute (`rtamt bench latency`)", "",
-                f"Stream: {latency['stream_minutes']} min at {latency['device_rate']} Hz in {latency['block_samples']}-sample blocks.", "",
+                f"Stream: {latency['stream_minutes']} min at {latency['device_rate']} Hz in {latency['block_samples']}-sample blocks "
+                "(the bundled example looped), both models, low-latency settings. Per hop = the compute of every block "
+                "from just after one hop completes up to the block that completes the next.", "",
                 "| quantity | value |", "|---|---|",
                 f"| input block | {a['input_block_ms']} ms |", f"| resampler delay | {a['resampler_ms']} ms |",
                 f"| model look-ahead | {a['model_lookahead_ms']} ms |", f"| note decision (onset peak) | {a['note_decision_ms']} ms |",
                 f"| note decision (sustained start) | {a.get('sustained_start_decision_ms', '—')} ms |",
                 f"| timbre decision window | {a.get('timbre_decision_ms', '—')} ms |",
-                f"| whole chain per hop, median / p99 | {latency['per_hop_ms_median']:.3f} / {latency['per_hop_ms_p99']:.3f} ms |",
+                f"| whole chain per hop, median / p99 / max | {latency['per_hop_ms_median']:.3f} / {latency['per_hop_ms_p99']:.3f} / "
+                f"{latency['per_hop_ms_max']:.3f} ms |",
+                f"| per device block (what the worker does per {latency['block_samples']} samples), median / p99 | "
+                f"{latency['per_block_ms_median']:.3f} / {latency['per_block_ms_p99']:.3f} ms |",
+                f"| CPU taken by the hypervisor during the run | {100 * latency['cpu_steal_share']:.1f} % |",
                 f"| real-time factor | {latency['real_time_factor']:.4f} |",
                 f"| memory at start / end / peak | {latency['rss_mb_start']} / {latency['rss_mb_end']} / {latency['peak_rss_mb']} MB |"]  # fmt: skip
         jack = latency.get("jack_end_to_end", {})

@@ -36,7 +36,9 @@ import torch.nn.functional as F
 
 from rtamt.cqt import CQTConfig
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import export_streaming, save_checkpoint, train_export_cli
+from rtamt.training.export import (
+    export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+)  # fmt: skip
 from rtamt.training.models import Backbone, parameter_count
 
 WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
@@ -56,6 +58,9 @@ class TrainConfig:
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     seed: int = 0
     workers: int = 1
+    device: str = "cpu"  # "cuda" trains on a GPU (the front end still runs in the CPU data workers)
+    threads: int = 2  # torch's CPU threads in the training process
+    max_minutes: float = 0.0  # save a checkpoint and stop after this much wall time (0: no limit)
     valid_items: int = 96
     checkpoint_every: int = 100
     onset_width: int = 1
@@ -105,17 +110,17 @@ def f1(pred: np.ndarray, label: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: TrainConfig) -> dict:
+def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: TrainConfig, device: torch.device) -> dict:
     """Loss, frame F1 and a frame-level onset F1 (peaks within +-1 frame) at a few thresholds."""
     model.eval()
     totals = {"onset": 0.0, "frame": 0.0}
     frames, frame_labels, onsets, onset_labels = [], [], [], []
     for batch in loader:
-        out = losses(model, batch, config)
+        out = losses(model, to_device(batch, device), config)
         totals["onset"] += float(out["onset"]) / len(loader)
         totals["frame"] += float(out["frame"]) / len(loader)
-        frames.append(out["f"].numpy()), frame_labels.append(out["f_label"].numpy())
-        onsets.append(out["o"].numpy()), onset_labels.append(out["o_label"].numpy())
+        frames.append(out["f"].cpu().numpy()), frame_labels.append(out["f_label"].cpu().numpy())
+        onsets.append(out["o"].cpu().numpy()), onset_labels.append(out["o_label"].cpu().numpy())
     model.train()
     f, fl = np.concatenate(frames), np.concatenate(frame_labels) > 0.5
     o, ol = np.concatenate(onsets), np.concatenate(onset_labels) > 0.5
@@ -129,9 +134,12 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
+GROWN_PARTS = ("flux.", "gru.", "refine.")  # optional parts a fine-tune may add to a plain model
+
+
 def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
-    """Load weights of a model without the flux branch into one with it: the onset conv's new input
-    channels start at zero, so the grown model starts as the same function."""
+    """Load weights of a model without the flux branch or the GRU into one with them: the onset conv's new
+    input channels and the GRU's output layer start at zero, so the grown model starts as the same function."""
     own = model.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape and key == "onset_conv.conv.weight":
@@ -139,29 +147,29 @@ def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
             grown[:, : value.shape[1]] = value
             state = {**state, key: grown}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not key.startswith("flux.") for key in missing):
+    if unexpected or any(not key.startswith(GROWN_PARTS) for key in missing):
         raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
 
 
 def train(data: Path, out: Path, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(2)
-    model = Backbone(config.gru_hidden, config.flux)
+    device = training_device(config.device, config.threads)
+    model = Backbone(config.gru_hidden, config.flux).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     checkpoint_path = out / "checkpoint.pt"
     step, log = 0, []
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
+        state = load_checkpoint(checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, log = state["step"], state["log"]
         print(f"resumed at step {step}", file=sys.stderr)
     elif config.init:
-        load_grown(model, torch.load(config.init, weights_only=False)["model"])
+        load_grown(model, load_checkpoint(Path(config.init))["model"])
         print(f"fine-tuning from {config.init}", file=sys.stderr)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps,
@@ -170,10 +178,11 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
     sampler = range(step * config.batch, config.steps * config.batch)  # resume where the data stream was
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch, sampler=sampler,
                                          num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=0)
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=min(config.workers, 4))
     started, audio_s = time.perf_counter(), 0.0
     running = None
     for batch in loader:
+        batch = to_device(batch, device)
         batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
         out_losses = losses(model, batch, config)
         loss = out_losses["onset"] + out_losses["frame"]
@@ -188,21 +197,22 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         elapsed = time.perf_counter() - started
         print(f"\rstep {step}/{config.steps} loss {running:.2f} lr {scheduler.get_last_lr()[0]:.2e} "
               f"{audio_s / elapsed:.1f} s audio/s", end="", file=sys.stderr)  # fmt: skip
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            metrics = validate(model, valid_loader, config)
+        out_of_time = config.max_minutes > 0 and elapsed > 60 * config.max_minutes
+        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
+            metrics = validate(model, valid_loader, config, device)
             log.append({"step": step, "train_loss": round(running, 3), "minutes": round(elapsed / 60, 2), **metrics})
             print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": asdict(config)}  # fmt: skip
             save_checkpoint(out, state)
-        if step == config.stop_after:
+        if step == config.stop_after or out_of_time:
             break
     print(f"\ntrained {parameter_count(model)} parameters for {step} steps", file=sys.stderr)
 
 
 def export(run: Path, out: Path) -> None:
     """Export the run's checkpoint (see :func:`export_model`)."""
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoint.pt")
     config = TrainConfig(**state["config"])
     model = Backbone(config.gru_hidden, config.flux)
     model.load_state_dict(state["model"])

@@ -42,6 +42,24 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, its tensors on the CPU whatever device trained it."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def training_device(name: str, threads: int) -> torch.device:
+    """The torch device a trainer runs on ("cpu" or "cuda"), with ``threads`` CPU threads for torch."""
+    torch.set_num_threads(threads)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA device is available here")
+    return torch.device(name)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """The batch's tensors moved to ``device`` (those named in ``keep`` stay where they are)."""
+    return {k: v if k in keep else v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def save_checkpoint(out: Path, state: dict) -> None:
     """Write out/checkpoint.pt atomically (a crash mid-write keeps the previous one) and out/log.json."""
     torch.save(state, out / "checkpoint.tmp")

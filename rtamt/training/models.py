@@ -100,6 +100,9 @@ class Backbone(nn.Module):
         if gru_hidden:
             self.gru = nn.GRU(9, gru_hidden, batch_first=True)
             self.refine = nn.Linear(gru_hidden, 2)
+            with torch.no_grad():  # starts as a no-op correction of the convolutional logits
+                self.refine.weight.zero_()
+                self.refine.bias.zero_()
 
     def temporal_layers(self) -> list[tuple[CausalConv2d, int]]:
         """Each causal conv with the number of frequency bins of its input."""
@@ -109,9 +112,10 @@ class Backbone(nn.Module):
         ] + ([(self.flux, N_HCQT_BINS)] if self.flux_channels else [])  # fmt: skip
 
     def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
-        caches = [torch.zeros(layer.cache_shape(batch, bins)) for layer, bins in self.temporal_layers()]
+        device = self.scale.device
+        caches = [torch.zeros(layer.cache_shape(batch, bins), device=device) for layer, bins in self.temporal_layers()]
         if self.gru_hidden:
-            caches.append(torch.zeros(1, batch * N_PITCHES, self.gru_hidden))
+            caches.append(torch.zeros(1, batch * N_PITCHES, self.gru_hidden, device=device))
         return caches
 
     def forward(self, hcqt: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -197,7 +201,7 @@ class TimbreEncoder(nn.Module):
         return [(self.conv1, N_HCQT_BINS), (self.conv2, N_HCQT_BINS), (self.conv3, N_HCQT_BINS), (self.head, N_HCQT_BINS)]
 
     def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
-        return [torch.zeros(layer.cache_shape(batch, bins)) for layer, bins in self.temporal_layers()]
+        return [torch.zeros(layer.cache_shape(batch, bins), device=self.scale.device) for layer, bins in self.temporal_layers()]
 
     def forward(self, hcqt: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(embedding, *new_caches); embedding (B, D, 84, T) with unit norm over D."""

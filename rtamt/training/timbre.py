@@ -24,7 +24,9 @@ import torch
 from rtamt.cqt import CQTConfig
 from rtamt.training.backbone import WARM_FRAMES
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import export_streaming, save_checkpoint, train_export_cli
+from rtamt.training.export import (
+    export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+)  # fmt: skip
 from rtamt.training.models import TimbreEncoder
 
 
@@ -42,6 +44,10 @@ class TimbreConfig:
     lr: float = 2e-3
     seed: int = 0
     workers: int = 1
+    device: str = "cpu"  # "cuda" trains on a GPU (the front end still runs in the CPU data workers)
+    threads: int = 2
+    max_minutes: float = 0.0  # save a checkpoint and stop after this much wall time (0: no limit)
+    init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
     valid_items: int = 64
     checkpoint_every: int = 100
 
@@ -66,7 +72,7 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
     if len(labels) < 2:
         return None
     logits = embeddings @ embeddings.T / temperature
-    self_mask = torch.eye(len(labels), dtype=torch.bool)
+    self_mask = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     logits = logits.masked_fill(self_mask, -1e9)
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positive = (labels[:, None] == labels[None, :]) & ~self_mask
@@ -81,19 +87,20 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
     """Mean contrastive loss over the crops of a batch, and the mean positive/negative cosine."""
     embedding, *_ = model(batch["hcqt"])
     losses, pos_sims, neg_sims = [], [], []
-    for b in range(embedding.shape[0]):
+    for b in range(embedding.shape[0]):  # bins are drawn on the CPU (the generator's device)
         pitch, frame = sample_bins(batch["instrument"][b], config.bins_per_crop, config.lookahead, generator)
         if len(pitch) < 2:
             continue
+        labels = batch["instrument"][b][pitch, frame].to(embedding.device)
+        pitch, frame = pitch.to(embedding.device), frame.to(embedding.device)
         e = embedding[b, :, pitch, frame + config.lookahead].T  # output t + L describes frame t
-        labels = batch["instrument"][b][pitch, frame]
         loss = supcon_loss(e, labels, config.temperature)
         if loss is not None:
             losses.append(loss)
             with torch.no_grad():
                 sims = e @ e.T
                 same = labels[:, None] == labels[None, :]
-                off = ~torch.eye(len(labels), dtype=torch.bool)
+                off = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
                 pos_sims.append(sims[same & off].mean())
                 if (~same).any():
                     neg_sims.append(sims[~same].mean())
@@ -106,31 +113,35 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(2)
+    device = training_device(config.device, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
-    model = TimbreEncoder(config.dim, config.width)
+    model = TimbreEncoder(config.dim, config.width).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = lambda step: min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     checkpoint = out / "checkpoint.pt"
     step, log = 0, []
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, log = state["step"], state["log"]
         generator.set_state(state["generator"])
         print(f"resumed at step {step}", file=sys.stderr)
+    elif config.init:
+        model.load_state_dict(load_checkpoint(Path(config.init))["model"])
+        print(f"fine-tuning from {config.init}", file=sys.stderr)
     train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps, train=True,
                            cqt=config.cqt, seed=config.seed + 1)  # fmt: skip
     valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch,
                                          sampler=range(step * config.batch, config.steps * config.batch),
                                          num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch)
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=min(config.workers, 4))
     started, running = time.perf_counter(), None
     for batch in loader:
+        batch = to_device(batch, device, keep=("instrument",))
         batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
         loss, pos, neg = batch_loss(model, batch, config, generator)
         if loss is not None:
@@ -144,22 +155,25 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
         elapsed = time.perf_counter() - started
         print(f"\rstep {step}/{config.steps} loss {running or 0:.3f} pos {pos:.2f} neg {neg:.2f} "
               f"{elapsed / 60:.1f} min", end="", file=sys.stderr)  # fmt: skip
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        out_of_time = config.max_minutes > 0 and elapsed > 60 * config.max_minutes
+        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             log.append({"step": step, "train_loss": round(running or 0, 4), "minutes": round(elapsed / 60, 2),
-                        **validate(model, valid_loader, config)})  # fmt: skip
+                        **validate(model, valid_loader, config, device)})  # fmt: skip
             print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "step": step, "log": log, "config": asdict(config), "generator": generator.get_state()}  # fmt: skip
             save_checkpoint(out, state)
+        if out_of_time:
+            break
 
 
 @torch.no_grad()
-def validate(model: TimbreEncoder, loader, config: TimbreConfig) -> dict:
+def validate(model: TimbreEncoder, loader, config: TimbreConfig, device: torch.device) -> dict:
     model.eval()
     generator = torch.Generator().manual_seed(0)
     losses, pos, neg = [], [], []
     for batch in loader:
-        loss, p, n = batch_loss(model, batch, config, generator)
+        loss, p, n = batch_loss(model, to_device(batch, device, keep=("instrument",)), config, generator)
         if loss is not None:
             losses.append(float(loss))
             pos.append(p)
@@ -172,7 +186,7 @@ def validate(model: TimbreEncoder, loader, config: TimbreConfig) -> dict:
 
 def export(run: Path, out: Path) -> None:
     """Streaming ONNX: hcqt (1, 8, n, 252) + caches in; embedding (1, D, n, 84) + new caches out."""
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoint.pt")
     config = TimbreConfig(**state["config"])
     model = TimbreEncoder(config.dim, config.width)
     model.load_state_dict(state["model"])

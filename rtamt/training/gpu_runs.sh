@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Trains the shipped models' GPU runs side by side on one CUDA machine (the front end runs in CPU data
+# workers, so the three runs share the machine's cores). From the repository root:
+#
+#   python -m rtamt.training.pack pack --out pack --train-shards 6 --quality 0.2    # on the build machine
+#   bash rtamt/training/gpu_runs.sh pack runs MINUTES BACKBONE_STEPS TIMBRE_STEPS    # on the GPU machine
+#
+# Runs resume from RUNS/*/checkpoint.pt when present, so the same command continues them (raise the step
+# counts to stretch the cosine schedules). Each run stops after MINUTES of wall time with a checkpoint.
+set -euo pipefail
+pack=$1 runs=$2 minutes=$3 backbone_steps=$4 timbre_steps=$5
+data=${DATA:-/tmp/synth}
+workers=${WORKERS:-5}
+[ -d "$data/train" ] || python3 -m rtamt.training.pack unpack --src "$pack" --out "$data"
+common=(--data "$data" --device cuda --batch 32 --workers "$workers" --threads 1 --max-minutes "$minutes"
+        --checkpoint-every 100 --seed 2)
+wanted() { [[ " ${ONLY:-backbone-gpu backbone-gru timbre-gpu} " == *" $1 "* ]]; }  # ONLY="a b": just these runs
+if wanted backbone-gpu; then
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-gpu" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-ft.pt --lr 1.5e-3 --onset-width 2 >> "$runs/backbone-gpu.log" 2>&1 &
+fi
+if wanted backbone-gru; then
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-gru" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-ft.pt --lr 1.5e-3 --onset-width 2 --gru-hidden 16 --flux 4 \
+      >> "$runs/backbone-gru.log" 2>&1 &
+fi
+if wanted timbre-gpu; then
+  python3 -m rtamt.training.timbre train "${common[@]}" --out "$runs/timbre-gpu" --steps "$timbre_steps" \
+      --init models/checkpoints/timbre.pt --lr 1e-3 >> "$runs/timbre-gpu.log" 2>&1 &
+fi
+status=0
+for job in $(jobs -p); do wait "$job" || status=1; done
+exit $status
