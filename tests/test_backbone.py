@@ -138,16 +138,18 @@ def test_onset_targets_widen_forward_in_time_only() -> None:
     assert torch.equal(widen(onset, 1), onset)
 
 
-def test_growing_the_flux_branch_starts_as_the_same_function() -> None:
+@pytest.mark.parametrize("gru_hidden, flux", [(0, 8), (16, 0), (16, 4)])
+def test_growing_flux_branch_and_gru_starts_as_the_same_function(gru_hidden: int, flux: int) -> None:
     from rtamt.training.backbone import load_grown
+    from rtamt.training.models import TimbreEncoder
 
     torch.manual_seed(2)
     plain = Backbone().eval()
-    grown = Backbone(flux=8).eval()
+    grown = Backbone(gru_hidden=gru_hidden, flux=flux).eval()
     load_grown(grown, plain.state_dict())
     hcqt = torch.randn(1, 8, 252, 30)
     with torch.no_grad():
         for a, b in zip(plain(hcqt)[:2], grown(hcqt)[:2]):
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="does not fit"):
-        load_grown(Backbone(gru_hidden=4), plain.state_dict())
+        load_grown(grown, TimbreEncoder().state_dict())

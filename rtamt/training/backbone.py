@@ -141,14 +141,19 @@ def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
     """Load weights of a model without the flux branch or the GRU into one with them: the onset conv's new
     input channels and the GRU's output layer start at zero, so the grown model starts as the same function."""
     own = model.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape and key == "onset_conv.conv.weight":
-            grown = torch.zeros_like(own[key])
-            grown[:, : value.shape[1]] = value
-            state = {**state, key: grown}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not key.startswith(GROWN_PARTS) for key in missing):
-        raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
+    state = dict(state)
+    key = "onset_conv.conv.weight"
+    if key in state and key in own and state[key].shape[1] < own[key].shape[1]:  # the flux branch's inputs
+        grown = torch.zeros_like(own[key])
+        grown[:, : state[key].shape[1]] = state[key]
+        state[key] = grown
+    unexpected = sorted(set(state) - set(own))
+    missing = sorted(k for k in set(own) - set(state) if not k.startswith(GROWN_PARTS))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if unexpected or missing or mismatched:
+        raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}, "
+                         f"other shapes {mismatched}")  # fmt: skip
+    model.load_state_dict(state, strict=False)
 
 
 def train(data: Path, out: Path, config: TrainConfig) -> None:
