@@ -39,7 +39,6 @@ def pack(src: Path, out: Path, train_shards: int, quality: float) -> dict:
                 for start in range(0, len(audio), 1 << 16):  # libsndfile's Vorbis writer crashes on huge writes
                     ogg.write(audio[start : start + (1 << 16)])
             np.save(f"{target}.notes.npy", np.load(f"{base}.notes.npy"))
-            (out / split / f"{Path(base).name}.samples").write_text(str(len(audio)))
             (out / split / meta.name).write_text(meta.read_text())
             sizes[split] = sizes.get(split, 0) + Path(f"{target}.ogg").stat().st_size
     return {"megabytes": {k: round(v / 2**20, 1) for k, v in sizes.items()}}
@@ -48,17 +47,19 @@ def pack(src: Path, out: Path, train_shards: int, quality: float) -> dict:
 def unpack(src: Path, out: Path) -> None:
     """Decode a :func:`pack`-ed set back into memory-mappable shards under ``out``."""
     for ogg in sorted(src.glob("*/shard-*.ogg")):
-        target = out / ogg.parent.name / ogg.name[: -len(".ogg")]
+        packed = ogg.with_suffix("")
+        target = out / ogg.parent.name / packed.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        samples = int(Path(f"{ogg.with_suffix('')}.samples").read_text())
+        meta = Path(f"{packed}.json").read_text()
+        samples = max(ex["offset"] + ex["length"] for ex in json.loads(meta)["examples"])  # the examples back to back
         audio, rate = sf.read(ogg, dtype="int16")
         if rate != SAMPLE_RATE:
             raise ValueError(f"{ogg}: {rate} Hz, expected {SAMPLE_RATE}")
         fitted = np.zeros(samples, dtype=np.int16)
         fitted[: min(samples, len(audio))] = audio[:samples]
         np.save(f"{target}.audio.npy", fitted)
-        np.save(f"{target}.notes.npy", np.load(f"{ogg.with_suffix('')}.notes.npy"))
-        Path(f"{target}.json").write_text(Path(f"{ogg.with_suffix('')}.json").read_text())  # last: marks it complete
+        np.save(f"{target}.notes.npy", np.load(f"{packed}.notes.npy"))
+        Path(f"{target}.json").write_text(meta)  # last: marks the shard complete
 
 
 def main(argv: list[str] | None = None) -> int:
