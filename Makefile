@@ -32,10 +32,12 @@ BACH10 ?= ../shared/data/bach10
 bench: $(VENV)/.test
 	mkdir -p benchmarks/results
 	$(BIN)/rtamt bench cqt --json > benchmarks/results/cqt.json
+	$(BIN)/rtamt bench cqt --json --gamma 10 > benchmarks/results/cqt_vqt10.json
 	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
 	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
 	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
+	$(BIN)/python benchmarks/report.py > benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) duet.transcribed.mid
