@@ -4,11 +4,11 @@ Rules, per pitch, one frame at a time:
 - onset: a local maximum of the onset probability above ``onset_threshold``, confirmed one frame later
   (so every note-on is decided exactly one frame after its onset frame);
 - sustain start: a pitch whose frame probability stays above ``sustain_threshold`` for ``sustain_frames``
-  frames without an onset starts a note (legato and slow attacks), back-dated to where the frame
-  probability began its rise towards the threshold: the earliest frame of the unbroken climb from at least
-  ``rise_floor`` that led into the first frame above it, at most ``rise_max_frames`` earlier (frame
-  probabilities of a causal model rise over a few frames after the true onset; the climb's start is
-  where the note began, and it is known from past frames only);
+  frames without an onset starts a note (legato and slow attacks), back-dated to the frame where the onset
+  probability peaked between ``backdate_frames`` before the first frame above the threshold and now: a soft
+  attack leaves the onset head a bump too small to pass ``onset_threshold``, and that bump, known from past
+  frames only, marks where the note began better than the frame probability's slow climb does (without
+  a bump, the note starts at the first frame above the threshold);
 - end: ``off_frames`` consecutive frames below ``frame_threshold`` end the note at the first of them, but
   never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it;
 - velocity from the onset peak. ``flush`` ends every sounding note: nothing is ever left hanging.
@@ -33,8 +33,7 @@ class TrackerConfig:
     sustain_frames: int = 8
     off_frames: int = 3
     min_frames: int = 4
-    rise_floor: float = 0.02
-    rise_max_frames: int = 8
+    backdate_frames: int = 8
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -78,7 +77,7 @@ class NoteTracker(Stage):
     @property
     def max_backdate_frames(self) -> int:
         """How far before its decision a note can start: what a consumer must keep of the past."""
-        return max(self.DECISION_FRAMES, self.config.sustain_frames - 1 + self.config.rise_max_frames)
+        return max(self.DECISION_FRAMES, self.config.sustain_frames - 1 + self.config.backdate_frames)
 
     def reset(self) -> None:
         self.frame = 0  # index of the next input frame
@@ -87,9 +86,7 @@ class NoteTracker(Stage):
         self._start = np.full(N_PITCHES, -1, dtype=np.int64)  # start frame of the sounding note, -1 if none
         self._below = np.zeros(N_PITCHES, dtype=np.int64)  # consecutive frames under frame_threshold
         self._above = np.zeros(N_PITCHES, dtype=np.int64)  # consecutive frames over sustain_threshold
-        self._prev_frame = np.zeros(N_PITCHES)  # frame probability at frame - 1
-        self._rise = np.zeros(N_PITCHES, dtype=np.int64)  # first frame of the current climb
-        self._run_rise = np.zeros(N_PITCHES, dtype=np.int64)  # the climb into the current run over sustain
+        self._onset_history = np.zeros((self.max_backdate_frames + 1, N_PITCHES))  # frame f in row f % length
         self._free = np.zeros(N_PITCHES, dtype=np.int64)  # earliest frame a new note may start (last end)
 
     def empty_output(self) -> list[NoteEvent]:
@@ -103,6 +100,8 @@ class NoteTracker(Stage):
 
     def _step(self, onset: np.ndarray, frame: np.ndarray, events: list[NoteEvent]) -> None:
         c, t = self.config, self.frame
+        history = len(self._onset_history)
+        self._onset_history[t % history] = onset
         # Onsets at t - 1: local maxima above threshold, now that frame t is known.
         peak = (self._prev_onset >= c.onset_threshold) & (self._prev_onset >= self._prev2_onset) & (
             self._prev_onset > onset
@@ -123,20 +122,21 @@ class NoteTracker(Stage):
             events.append(NoteEvent(False, MIDI_MIN + int(p), end, t))
             self._start[p] = -1
             self._free[p] = end
-        # Sustained energy with no onset: start a note where its climb began.
-        climbing = (self._prev_frame >= c.rise_floor) & (frame > self._prev_frame)
-        self._rise = np.where(climbing, self._rise, t)
+        # Sustained energy with no onset: start a note where the onset probability peaked.
         above = frame >= c.sustain_threshold
-        self._run_rise = np.where(above & (self._above == 0), self._rise, self._run_rise)
         self._above = np.where(above, self._above + 1, 0)
         for p in np.flatnonzero((self._above >= c.sustain_frames) & (self._start < 0)):
             first_above = t - c.sustain_frames + 1
-            begin = max(int(self._run_rise[p]), first_above - c.rise_max_frames, int(self._free[p]))
+            window = np.arange(max(first_above - c.backdate_frames, int(self._free[p]), t - history + 1, 0), t + 1)
+            peaks = self._onset_history[window % history, p]
+            begin = max(first_above, int(window[0]))  # without a clear bump: where the energy arrived
+            if peaks.max() > self._onset_history[begin % history, p]:
+                begin = int(window[np.argmax(peaks)])
             velocity = int(np.clip(round(30 + 97 * frame[p]), 1, 127))
             events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity))
             self._start[p] = begin
             self._below[p] = 0
-        self._prev2_onset, self._prev_onset, self._prev_frame = self._prev_onset, onset, frame
+        self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
 
     def flush(self) -> list[NoteEvent]:

@@ -52,17 +52,17 @@ def test_weak_onsets_are_ignored_and_sustained_energy_starts_a_backdated_note() 
     assert notes == [(40 * HOP_S, 70 * HOP_S, 67, round(30 + 97 * 0.9))]
 
 
-def test_a_sustained_start_is_backdated_to_the_start_of_its_climb() -> None:
+def test_a_sustained_start_is_backdated_to_its_onset_bump() -> None:
     p = probs(100)
     i = 67 - MIDI_MIN
-    p[30:35, 1, i] = [0.01, 0.05, 0.2, 0.4, 0.6]  # climbs from 0.05 at frame 31 to the threshold at 35
-    p[35:70, 1, i] = 0.9
-    p[20, 1, i] = 0.3  # an earlier isolated bump is not part of the climb
-    events = run(p)
-    assert [(e.on, e.frame, e.decided) for e in events][0] == (True, 31, 40)  # decided at 35 + 6 - 1
-    capped = run(p, TrackerConfig(**{**CONFIG.__dict__, "rise_max_frames": 2}))
-    assert capped[0].frame == 33
-    flat = run(p, TrackerConfig(**{**CONFIG.__dict__, "rise_max_frames": 0}))
+    p[35:80, 1, i] = 0.8  # over the sustain threshold from frame 35
+    p[31:36, 0, i] = [0.05, 0.1, 0.3, 0.2, 0.1]  # a soft attack: an onset bump under the threshold at 33
+    p[20, 0, i] = 0.45  # an older, larger bump outside the back-dating window
+    events = run(p, TrackerConfig(**{**CONFIG.__dict__, "backdate_frames": 8}))
+    assert [(e.on, e.frame, e.decided) for e in events][0] == (True, 33, 40)  # decided at 35 + 6 - 1
+    capped = run(p, TrackerConfig(**{**CONFIG.__dict__, "backdate_frames": 1}))
+    assert capped[0].frame == 34
+    flat = run(p, TrackerConfig(**{**CONFIG.__dict__, "backdate_frames": 0}))
     assert flat[0].frame == 35
 
 
@@ -70,7 +70,8 @@ def test_a_backdated_start_never_overlaps_the_previous_note_on_its_pitch() -> No
     p = probs(120)
     i = 67 - MIDI_MIN
     p[10:40, 1, i] = 0.9  # a sustained note, ends at 40 (three quiet frames needed)
-    p[40:44, 1, i] = 0.1  # quiet but still above the climb floor
+    p[40:44, 1, i] = 0.1  # quiet
+    p[38, 0, i] = 0.3  # an onset bump (under the threshold) while the previous note still sounds
     p[44:48, 1, i] = [0.2, 0.3, 0.5, 0.65]
     p[48:90, 1, i] = 0.9
     notes = events_to_notes(run(p))

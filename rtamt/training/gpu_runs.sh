@@ -5,6 +5,11 @@
 #   python -m rtamt.training.pack pack --out pack --train-shards 6 --quality 0.2    # on the build machine
 #   bash rtamt/training/gpu_runs.sh pack runs MINUTES BACKBONE_STEPS TIMBRE_STEPS    # on the GPU machine
 #
+# Session 4 ran backbone-gpu, backbone-gru and timbre-gpu on training shards 0-5. Session 5 continued the
+# shipped backbone on fresh audio (shards 6-11: pack --first-shard 6) with two onset weights:
+#
+#   ONLY="backbone-gru2 backbone-onset" WORKERS=7 bash rtamt/training/gpu_runs.sh pack runs 8.5 2000 0
+#
 # Runs resume from RUNS/*/checkpoint.pt when present, so the same command continues them (raise the step
 # counts to stretch the cosine schedules). Each run stops after MINUTES of wall time with a checkpoint.
 set -euo pipefail
@@ -23,6 +28,16 @@ if wanted backbone-gru; then
   python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-gru" --steps "$backbone_steps" \
       --init models/checkpoints/backbone-ft.pt --lr 1.5e-3 --onset-width 2 --gru-hidden 16 --flux 4 \
       >> "$runs/backbone-gru.log" 2>&1 &
+fi
+if wanted backbone-gru2; then
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-gru2" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-gru.pt --lr 7e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
+      >> "$runs/backbone-gru2.log" 2>&1 &
+fi
+if wanted backbone-onset; then
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-onset" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-gru.pt --lr 7e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
+      --onset-alpha 0.4 >> "$runs/backbone-onset.log" 2>&1 &
 fi
 if wanted timbre-gpu; then
   python3 -m rtamt.training.timbre train "${common[@]}" --out "$runs/timbre-gpu" --steps "$timbre_steps" \

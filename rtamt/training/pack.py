@@ -1,6 +1,7 @@
 """Carry part of a built synthetic set to another machine (e.g. a GPU box) and back into shards.
 
     python -m rtamt.training.pack pack --src data/synth --out pack --train-shards 6 --quality 0.2
+    python -m rtamt.training.pack pack --out pack --first-shard 6 --train-shards 6   # the next 6, fresh audio
     python -m rtamt.training.pack unpack --src pack --out /tmp/synth
 
 Needs only numpy and soundfile (no music21, no FluidSynth), so it runs where the set cannot be built.
@@ -19,16 +20,16 @@ import soundfile as sf
 from rtamt.constants import SAMPLE_RATE
 
 
-def pack(src: Path, out: Path, train_shards: int, quality: float) -> dict:
+def pack(src: Path, out: Path, train_shards: int, quality: float, first_shard: int = 0) -> dict:
     """Copy a built set into a small, portable form (to train on another machine): every valid shard and
-    the first ``train_shards`` training shards, their audio as Ogg Vorbis
+    ``train_shards`` training shards from number ``first_shard`` on, their audio as Ogg Vorbis
     (lossy, ``quality`` 0..1) next to the unchanged note tables and metadata. :func:`unpack` restores
     the shard layout."""
     sizes: dict[str, int] = {}
     for split in ("train", "valid"):
         metas = sorted((src / split).glob("shard-*.json"))
-        if split == "train":  # examples are drawn independently, so the first shards are a fair sample
-            metas = metas[:train_shards]
+        if split == "train":  # examples are drawn independently, so any run of shards is a fair sample
+            metas = metas[first_shard : first_shard + train_shards]
         (out / split).mkdir(parents=True, exist_ok=True)
         for meta in metas:
             base = str(meta)[: -len(".json")]
@@ -69,13 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     packer.add_argument("--src", type=Path, default=Path("data/synth"))
     packer.add_argument("--out", type=Path, required=True)
     packer.add_argument("--train-shards", type=int, default=6, help="training shards (30 min each) to take")
+    packer.add_argument("--first-shard", type=int, default=0, help="number of the first training shard to take")
     packer.add_argument("--quality", type=float, default=0.2, help="Vorbis quality, 0..1")
     unpacker = sub.add_parser("unpack", help="decode a packed set into shards")
     unpacker.add_argument("--src", type=Path, required=True)
     unpacker.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "pack":
-        print(json.dumps(pack(args.src, args.out, args.train_shards, args.quality)))
+        print(json.dumps(pack(args.src, args.out, args.train_shards, args.quality, args.first_shard)))
     else:
         unpack(args.src, args.out)
     return 0
