@@ -37,6 +37,7 @@ bench: $(VENV)/.test
 	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
 	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
+	$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) > benchmarks/results/onset_diagnosis.json
 	$(BIN)/python benchmarks/report.py > benchmarks/RESULTS.md
 
 clean:

@@ -81,13 +81,13 @@ def refined_events(completed: list, instruments: int | None) -> list:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rtamt.evaluate import evaluate_folder, evaluate_separation, evaluate_shards
 
-    transcriber = build_transcriber(mode=args.mode)
+    transcriber = build_transcriber(model_dir=args.models, mode=args.mode)
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
         report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
     if args.separation and args.data:
-        report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode)
+        report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models)
         if not args.per_piece:
             report["separation"].pop("mixes")
     if args.synthetic:
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to evaluate "
+                                                      "instead of the shipped models")  # fmt: skip
     add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -133,7 +133,8 @@ def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable
     for piece in pieces:
         info = probe(piece / "mix.flac")
         if info.samplerate != transcriber.chain.stages[0].input_rate:
-            transcriber = build_transcriber(info.samplerate, tracker=transcriber.tracker.config, clusters=_clusters(transcriber))
+            transcriber = build_transcriber(info.samplerate, transcriber.model_dir, transcriber.tracker.config,
+                                            _clusters(transcriber))  # fmt: skip
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
         results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
                                              info.duration_s)  # fmt: skip
@@ -149,7 +150,7 @@ def evaluate_shards(split_dir: Path, transcriber: Transcriber, limit: int | None
 
     shards = ShardSet(split_dir)
     if transcriber.chain.stages[0].input_rate != SAMPLE_RATE:
-        transcriber = build_transcriber(SAMPLE_RATE, tracker=transcriber.tracker.config, clusters=_clusters(transcriber))
+        transcriber = build_transcriber(SAMPLE_RATE, transcriber.model_dir, transcriber.tracker.config, _clusters(transcriber))
     results = {}
     for index, example in enumerate(shards.examples[:limit]):
         audio = shards.segment(index, 0, example.length)
@@ -191,9 +192,11 @@ def separation_metrics(reference: dict[str, list[tuple]], events: list[NoteEvent
 
 
 def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple[int, ...] = (2, 3, 4),
-                        progress: Callable[[str], None] = print, mode: str = "accurate") -> dict:  # fmt: skip
+                        progress: Callable[[str], None] = print, mode: str = "accurate",
+                        model_dir: Path | None = None) -> dict:  # fmt: skip
     """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
-    (K unknown) and refined with K given; separation F, channels spawned against K."""
+    (K unknown) and refined with K given; separation F, channels spawned against K. Models from
+    ``model_dir`` (default: the shipped ones)."""
     from itertools import combinations
 
     from rtamt.cluster import refine
@@ -209,7 +212,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                 rate = stems[combo[0]][1]
                 mix = np.sum([stems[name][0] for name in combo], axis=0).astype(np.float32)
                 if transcriber is None or transcriber.chain.stages[0].input_rate != rate:
-                    transcriber = build_transcriber(rate, mode=mode)
+                    transcriber = build_transcriber(rate, model_dir, mode=mode)
                 transcriber.chain.reset()
                 events = transcriber.chain.run([mix[i : i + 4096] for i in range(0, len(mix), 4096)])
                 reference = {name: [(on, off, m) for on, off, m, inst in notes if inst == name] for name in combo}

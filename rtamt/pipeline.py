@@ -44,6 +44,7 @@ class Transcriber:
     backbone: Backbone
     tracker: NoteTracker
     assigner: TimbreAssigner | None  # None without a timbre model: every note on one channel
+    model_dir: Path  # where the models came from (to rebuild the chain for another input rate)
 
 
 def build_transcriber(input_rate: int = SAMPLE_RATE, model_dir: str | os.PathLike | None = None,
@@ -70,6 +71,6 @@ def build_transcriber(input_rate: int = SAMPLE_RATE, model_dir: str | os.PathLik
         clusters = replace(clusters, max_clusters=instruments or clusters.max_clusters, exact=exact or clusters.exact)
         assigner = TimbreAssigner(tracker, clusters)
         chain = Chain([*front, NoteModels(backbone, encoder), assigner])
-        return Transcriber(chain, cqt, backbone, assigner.tracker, assigner)
+        return Transcriber(chain, cqt, backbone, assigner.tracker, assigner, directory)
     note_tracker = NoteTracker(tracker)
-    return Transcriber(Chain([*front, backbone, note_tracker]), cqt, backbone, note_tracker, None)
+    return Transcriber(Chain([*front, backbone, note_tracker]), cqt, backbone, note_tracker, None, directory)

@@ -40,7 +40,11 @@ class TrackerConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrackerConfig:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        if "rise_max_frames" in fields:  # settings stored before the back-dating rule used the onset peak
+            fields["backdate_frames"] = fields.pop("rise_max_frames")
+            fields.pop("rise_floor", None)
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

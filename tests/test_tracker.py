@@ -159,3 +159,11 @@ def test_modes_pick_the_accurate_or_the_low_latency_settings(random_model_dir: P
     assert build_transcriber(model_dir=tmp_path).tracker.config == accurate
     with pytest.raises(ValueError):
         build_transcriber(model_dir=tmp_path, mode="fast")
+
+
+def test_settings_stored_before_the_onset_peak_rule_still_load() -> None:
+    old = '{"onset_threshold": 0.4, "frame_threshold": 0.15, "sustain_threshold": 0.3, "sustain_frames": 8, ' \
+          '"off_frames": 2, "min_frames": 6, "rise_floor": 0.02, "rise_max_frames": 12}'
+    config = TrackerConfig.from_json(old)
+    assert config.backdate_frames == 12 and config.sustain_frames == 8
+    assert TrackerConfig.from_json(config.to_json()) == config

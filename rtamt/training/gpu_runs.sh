@@ -8,7 +8,7 @@
 # Session 4 ran backbone-gpu, backbone-gru and timbre-gpu on training shards 0-5. Session 5 continued the
 # shipped backbone on fresh audio (shards 6-11: pack --first-shard 6) with two onset weights:
 #
-#   ONLY="backbone-gru2 backbone-onset" WORKERS=7 bash rtamt/training/gpu_runs.sh pack runs 8.5 2000 0
+#   ONLY="backbone-gru2 backbone-onset" WORKERS=7 bash rtamt/training/gpu_runs.sh pack runs 7.7 2000 0  # twice
 #
 # Runs resume from RUNS/*/checkpoint.pt when present, so the same command continues them (raise the step
 # counts to stretch the cosine schedules). Each run stops after MINUTES of wall time with a checkpoint.
