@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from rtamt.cqt import CQTConfig
 from rtamt.training.dataset import SynthCrops
 from rtamt.training.export import (
-    export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+    RunConfig, export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
 )  # fmt: skip
 from rtamt.training.models import Backbone, parameter_count
 
@@ -45,31 +45,13 @@ WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 1200
-    batch: int = 8
-    crop_frames: int = 430
-    lookahead: int = 2
-    gamma_hz: float = 10.0
-    lr: float = 2e-3
+class TrainConfig(RunConfig):
     onset_alpha: float = 0.25
     frame_alpha: float = 0.2
     gru_hidden: int = 0
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
-    seed: int = 0
-    workers: int = 1
-    device: str = "cpu"  # "cuda" trains on a GPU (the front end still runs in the CPU data workers)
-    threads: int = 2  # torch's CPU threads in the training process
-    max_minutes: float = 0.0  # save a checkpoint and stop after this much wall time (0: no limit)
-    valid_items: int = 96
-    checkpoint_every: int = 100
     onset_width: int = 1
-    init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
     stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
-
-    @property
-    def cqt(self) -> CQTConfig:
-        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
@@ -202,7 +184,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         elapsed = time.perf_counter() - started
         print(f"\rstep {step}/{config.steps} loss {running:.2f} lr {scheduler.get_last_lr()[0]:.2e} "
               f"{audio_s / elapsed:.1f} s audio/s", end="", file=sys.stderr)  # fmt: skip
-        out_of_time = config.max_minutes > 0 and elapsed > 60 * config.max_minutes
+        out_of_time = config.out_of_time(elapsed)
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             metrics = validate(model, valid_loader, config, device)
             log.append({"step": step, "train_loss": round(running, 3), "minutes": round(elapsed / 60, 2), **metrics})

@@ -1,11 +1,13 @@
-"""Shared by the model trainers: streaming ONNX export with rtamt metadata, metadata edits, and the
-train/export command line built from a config dataclass."""
+"""Shared by the model trainers: the settings every run has, device and checkpoint helpers, streaming ONNX
+export with rtamt metadata, metadata edits, and the train/export command line built from a config
+dataclass."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,6 +15,34 @@ import torch
 from rtamt.cqt import CQTConfig
 from rtamt.models import LAYOUT
 from rtamt.training.models import parameter_count, time_major
+
+
+@dataclass
+class RunConfig:
+    """Settings every training run has; each trainer's config adds its own (and may change defaults)."""
+
+    steps: int = 1200
+    batch: int = 8
+    crop_frames: int = 430
+    lookahead: int = 2
+    gamma_hz: float = 10.0
+    lr: float = 2e-3
+    seed: int = 0
+    workers: int = 1
+    device: str = "cpu"  # "cuda" trains on a GPU (the front end still runs in the CPU data workers)
+    threads: int = 2  # torch's CPU threads in the training process
+    max_minutes: float = 0.0  # save a checkpoint and stop after this much wall time (0: no limit)
+    init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
+    valid_items: int = 96
+    checkpoint_every: int = 100
+
+    @property
+    def cqt(self) -> CQTConfig:
+        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
+
+    def out_of_time(self, elapsed_s: float) -> bool:
+        """Whether a run that has trained for ``elapsed_s`` seconds has used up ``max_minutes``."""
+        return self.max_minutes > 0 and elapsed_s > 60 * self.max_minutes
 
 
 def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time_axes: dict[str, int],

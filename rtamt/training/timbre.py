@@ -21,39 +21,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtamt.cqt import CQTConfig
 from rtamt.training.backbone import WARM_FRAMES
 from rtamt.training.dataset import SynthCrops
 from rtamt.training.export import (
-    export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+    RunConfig, export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
 )  # fmt: skip
 from rtamt.training.models import TimbreEncoder
 
 
 @dataclass
-class TimbreConfig:
+class TimbreConfig(RunConfig):
     steps: int = 700
-    batch: int = 8
-    crop_frames: int = 430
-    lookahead: int = 2
-    gamma_hz: float = 10.0
     dim: int = 12
     width: int = 16
     temperature: float = 0.15
     bins_per_crop: int = 384
-    lr: float = 2e-3
-    seed: int = 0
-    workers: int = 1
-    device: str = "cpu"  # "cuda" trains on a GPU (the front end still runs in the CPU data workers)
-    threads: int = 2
-    max_minutes: float = 0.0  # save a checkpoint and stop after this much wall time (0: no limit)
-    init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
     valid_items: int = 64
-    checkpoint_every: int = 100
-
-    @property
-    def cqt(self) -> CQTConfig:
-        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
 
 
 def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator: torch.Generator):
@@ -155,7 +138,7 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
         elapsed = time.perf_counter() - started
         print(f"\rstep {step}/{config.steps} loss {running or 0:.3f} pos {pos:.2f} neg {neg:.2f} "
               f"{elapsed / 60:.1f} min", end="", file=sys.stderr)  # fmt: skip
-        out_of_time = config.max_minutes > 0 and elapsed > 60 * config.max_minutes
+        out_of_time = config.out_of_time(elapsed)
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             log.append({"step": step, "train_loss": round(running or 0, 4), "minutes": round(elapsed / 60, 2),
                         **validate(model, valid_loader, config, device)})  # fmt: skip
