@@ -18,15 +18,14 @@ import numpy as np
 from rtamt.audio import probe, read_blocks
 from rtamt.chain import Chain
 from rtamt.constants import HOP_S, MIDI_MIN
-from rtamt.evaluate import ONSET_TOLERANCE_S, _arrays, _mir_eval, read_notes_csv
+from rtamt.evaluate import matched_note_ons, read_notes_csv
 from rtamt.pipeline import MODES, build_transcriber
-from rtamt.tracker import NoteTracker, events_to_notes
+from rtamt.tracker import NoteTracker
 
 NEAR_FRAMES = 4  # look this many frames either side of a true onset for the onset head's peak
 
 
 def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
-    mir_eval = _mir_eval()
     peaks_at_onsets: list[float] = []
     started = {"onset peak": 0, "sustained start": 0}
     for piece in sorted(p for p in data_dir.iterdir() if (p / "mix.flac").exists()):
@@ -39,13 +38,7 @@ def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
             frame = int(round(onset_s / HOP_S))
             window = probs[max(0, frame - NEAR_FRAMES) : frame + NEAR_FRAMES + 1, 0, midi - MIDI_MIN]
             peaks_at_onsets.append(float(window.max()) if len(window) else 0.0)
-        ons = {(e.frame, e.pitch): e for e in events if e.on}
-        notes = events_to_notes(events)
-        ref_i, ref_p = _arrays(reference)
-        est_i, est_p = _arrays([(n[0], n[1], n[2]) for n in notes])
-        for _, j in mir_eval.transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S,
-                                                         offset_ratio=None):  # fmt: skip
-            event = ons[(int(round(notes[j][0] / HOP_S)), notes[j][2])]
+        for _, event in matched_note_ons(reference, events):
             started["onset peak" if event.decided - event.frame <= 1 else "sustained start"] += 1
     peaks = np.array(peaks_at_onsets)
     return {

@@ -80,20 +80,26 @@ def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance:
     return {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in result.items()}
 
 
-def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:
-    """Stream-time note-on latency of each matched note: when its note-on left the chain minus its true
-    onset. A note-on decided at tracker frame d leaves once audio up to frame d + backbone look-ahead has
-    arrived, plus the resampler's delay (``emit_delay_s``)."""
+def matched_note_ons(reference: list[tuple], events: list[NoteEvent]) -> list[tuple[int, NoteEvent]]:
+    """(reference index, note-on event) of every reference note matched by onset and pitch (mir_eval,
+    50 ms), one-to-one."""
     mir_eval = _mir_eval()
     ons = [e for e in events if e.on]
     if not reference or not ons:
-        return np.zeros(0)
+        return []
     ref_i, ref_p = _arrays(reference)
     est_i = np.array([[e.time_s, e.time_s + 0.1] for e in ons])
     est_p = pitch_to_hz(np.array([e.pitch for e in ons], dtype=float))
     pairs = mir_eval.transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S,
                                                offset_ratio=None)  # fmt: skip
-    return np.array([ons[j].decided * HOP_S + emit_delay_s - ref_i[i, 0] for i, j in pairs])
+    return [(i, ons[j]) for i, j in pairs]
+
+
+def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:
+    """Stream-time note-on latency of each matched note: when its note-on left the chain minus its true
+    onset. A note-on decided at tracker frame d leaves once audio up to frame d + backbone look-ahead has
+    arrived, plus the resampler's delay (``emit_delay_s``)."""
+    return np.array([on.decided * HOP_S + emit_delay_s - reference[i][0] for i, on in matched_note_ons(reference, events)])
 
 
 def run_stream(transcriber: Transcriber, blocks: Iterable[np.ndarray]) -> tuple[list[NoteEvent], float]:
