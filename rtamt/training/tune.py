@@ -103,9 +103,10 @@ def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | 
 
     best = start or TrackerConfig()
     if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
-        best = max((replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())),
-                   key=lambda candidate: key(score(candidate, data, lookahead)))  # fmt: skip
-    best_score = score(best, data, lookahead)
+        grid = [replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+        best, best_score = max(((c, score(c, data, lookahead)) for c in grid), key=lambda scored: key(scored[1]))
+    else:
+        best_score = score(best, data, lookahead)
     for _ in range(rounds):
         for name, values in SEARCH.items():
             for value in values:
