@@ -43,7 +43,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
     print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f})")
     if args.refine and transcriber.assigner is not None:
-        events = refined_events(transcriber.assigner.completed, args.instruments)
+        events = refined_events(transcriber.assigner.completed, args.instruments if args.exact else None)
     timbres = [e.timbre for e in events]
     notes = events_to_notes(events)
     if notes:
@@ -66,7 +66,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def refined_events(completed: list, instruments: int | None) -> list:
-    """Note events re-labelled by hindsight clustering of all whole-note embeddings."""
+    """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``instruments``
+    timbres, or as many as the online clusterer used (at most ``--instruments`` K already)."""
     from dataclasses import replace
 
     from rtamt.cluster import refine
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_timbre_options(transcribe)
     add_mode_option(transcribe, "accurate")
     transcribe.add_argument("--refine", action="store_true",
-                            help="re-cluster all notes at the end (hindsight) before writing the file")  # fmt: skip
+                            help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")

@@ -290,22 +290,22 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 1e-12 else np.full_like(vector, 1.0 / np.sqrt(max(len(vector), 1)))
 
 
-def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int | None = None,
-           distance_threshold: float = 0.5) -> list[int]:  # fmt: skip
-    """Hindsight clustering of all notes (whole-note embeddings) with scikit-learn: agglomerative,
-    average linkage on cosine distance, K clusters when given, else cut at ``distance_threshold``.
-    Returns a timbre index per note, numbered by first appearance."""
-    from sklearn.cluster import AgglomerativeClustering
+def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int | None = None) -> list[int]:
+    """Hindsight clustering of all notes: k-means (scikit-learn, 10 seeded starts) on the whole-note
+    embeddings into ``k`` timbres, or when ``k`` is None into as many as the online clusterer used.
+    Memory grows with the number of notes, not its square, so hour-long files refine too. Returns a timbre
+    index per note, numbered by first appearance."""
+    from sklearn.cluster import KMeans
 
-    if len(finished) < 2:
+    if k is None:
+        k = len({on.timbre for on, _, _ in finished})
+    embeddings = np.stack([e for _, _, e in finished]) if finished else np.zeros((0, 1))
+    k = min(k, len({e.tobytes() for e in embeddings}))
+    if k < 2:
         return [0] * len(finished)
-    embeddings = np.stack([e for _, _, e in finished])
-    model = AgglomerativeClustering(n_clusters=min(k, len(finished)) if k else None, metric="cosine", linkage="average",
-                                    distance_threshold=None if k else distance_threshold)  # fmt: skip
-    labels = model.fit_predict(embeddings)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(embeddings)
     order = np.argsort([on.frame for on, _, _ in finished], kind="stable")
     renumber: dict[int, int] = {}
     for i in order:
         renumber.setdefault(int(labels[i]), len(renumber))
     return [renumber[int(label)] for label in labels]
-

@@ -3,6 +3,8 @@ channels fixed at note-on, separation scoring, hindsight refinement."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,4 +154,7 @@ def test_refine_recovers_timbres_in_hindsight() -> None:
         finished.append((on, off, noisy(timbre, 0.1)))
     labels = refine(finished, k=3)
     assert labels[:3] == [0, 1, 2] and labels == [k % 3 for k in range(30)]
-    assert refine(finished) == labels  # the distance threshold finds the same three
+    online = [(replace(on, timbre=k % 3), off, e) for k, (on, off, e) in enumerate(finished)]
+    assert refine(online) == labels  # K unknown: as many timbres as the online clusterer used
+    assert refine(finished) == [0] * 30  # ... which here was one
+    assert refine(finished[:2], k=3) == [0, 1] and refine([], k=2) == []
