@@ -9,7 +9,8 @@ part of the reported latency) and is then sent on the channel of the cluster the
   it; else it starts (or joins) a *provisional* cluster. A provisional cluster that collects ``evidence``
   notes becomes a real cluster with a new channel (so one odd note never spawns a channel), and one that
   collects nothing for ``expire_notes`` notes is forgotten (with ``evidence`` 1 a novel note spawns at
-  once);
+  once). Only novel notes of at least ``evidence_min_frames`` frames count as evidence: short blips
+  (often false positives or transients) stay on the channel they were sent on and spawn nothing;
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
   channel carries on; a channel is never reused for another timbre.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
@@ -33,10 +34,11 @@ MAX_CHANNELS = 15  # 16 MIDI channels minus the drum channel
 @dataclass(frozen=True)
 class ClusterConfig:
     decision_frames: int = 4
-    join_threshold: float = 0.7
-    evidence: int = 3
+    join_threshold: float = 0.8
+    evidence: int = 2
+    evidence_min_frames: int = 0
     expire_notes: int = 30
-    merge_threshold: float = 0.9
+    merge_threshold: float = 0.95
     max_clusters: int | None = None
     exact: bool = False
 
@@ -121,9 +123,10 @@ class OnlineClusterer:
         if cluster.channel is not None:
             self._merge()
 
-    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool = False) -> None:
-        """A note has ended. A known note's whole-note embedding replaces its first-frames embedding in its
-        cluster; a novel note's joins the nearest real cluster it is close to, or provisional evidence."""
+    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool = False, frames: int = 0) -> None:
+        """A note of ``frames`` frames has ended. A known note's whole-note embedding replaces its
+        first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
+        or counts as provisional evidence if it lasted ``evidence_min_frames``."""
         if not novel:
             index = self.resolve(index)
             self.clusters[index].total = self.clusters[index].total - first + full
@@ -134,6 +137,8 @@ class OnlineClusterer:
         sims = np.array([self.clusters[i].centroid @ full for i in real])
         if sims.max() >= self.config.join_threshold or len(real) >= self._limit():
             self._add(real[int(np.argmax(sims))], full)
+            return
+        if frames < self.config.evidence_min_frames:
             return
         provisional = self._provisional()
         target = None
@@ -185,8 +190,8 @@ class TimbreAssigner(Stage):
 
     name = "timbre-clusterer"
 
-    def __init__(self, tracker: TrackerConfig | None = None, config: ClusterConfig | None = None) -> None:
-        self.tracker = NoteTracker(tracker)
+    def __init__(self, tracker: TrackerConfig | NoteTracker | None = None, config: ClusterConfig | None = None) -> None:
+        self.tracker = tracker if isinstance(tracker, NoteTracker) else NoteTracker(tracker)
         self.clusterer = OnlineClusterer(config)
         self.config = self.clusterer.config
         self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
@@ -279,7 +284,7 @@ class TimbreAssigner(Stage):
         if note.cluster is None:  # ended inside its decision window: decide with what there is
             self._assign(note, out)
         full = _unit(note.total)
-        self.clusterer.update(note.cluster, note.first, full, note.novel)
+        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
         self.finished.append((note.onset, off, full))

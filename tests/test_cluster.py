@@ -50,6 +50,20 @@ def test_a_new_timbre_gets_a_channel_after_enough_evidence() -> None:
     assert out[12:] == [0, 1] * 4
 
 
+def test_short_novel_notes_are_no_evidence_for_a_new_timbre() -> None:
+    def run(frames: int) -> list[int]:
+        clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.7, evidence=2, evidence_min_frames=10))
+        out = []
+        for timbre in [0] * 6 + [1] * 6:
+            index, novel = clusterer.assign(e := noisy(timbre))
+            out.append(clusterer.clusters[index].channel)
+            clusterer.update(index, e, e, novel, frames)
+        return out
+
+    assert run(9) == [0] * 12  # blips of another timbre: nothing spawns
+    assert run(10) == [0] * 8 + [1] * 4  # notes long enough: the second one promotes the new timbre
+
+
 def test_novel_first_frames_are_judged_again_on_the_whole_note() -> None:
     clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.7, evidence=2))
     for _ in range(6):
@@ -158,3 +172,19 @@ def test_refine_recovers_timbres_in_hindsight() -> None:
     assert refine(online) == labels  # K unknown: as many timbres as the online clusterer used
     assert refine(finished) == [0] * 30  # ... which here was one
     assert refine(finished[:2], k=3) == [0, 1] and refine([], k=2) == []
+
+
+def test_recorded_tracker_replays_the_live_assigner_exactly() -> None:
+    """The clusterer search replays the tracker's events instead of re-running it: same events, and the
+    recording can be replayed again after a flush."""
+    from rtamt.training.tune import RecordedTracker
+
+    frames = synthetic_frames(7)
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    config = ClusterConfig(join_threshold=0.7, evidence=2, decision_frames=3)
+    live = TimbreAssigner(tracker, config)
+    expected = live.process(frames) + live.flush()
+    replayed = TimbreAssigner(RecordedTracker(tracker, frames), config)
+    for _ in range(2):
+        assert replayed.process(frames[:50]) + replayed.process(frames[50:]) + replayed.flush() == expected
+    assert any(e.on for e in expected) and len({e.timbre for e in expected}) >= 2

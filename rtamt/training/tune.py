@@ -2,15 +2,18 @@
 
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --write
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
-    python -m rtamt.training.tune clusters --models models --data data/synth/valid --write
-    python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 --write
+    python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
+    python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
+    python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 --data ... --write
 
 The backbone runs once per example; the tracker is then replayed with each candidate setting (coordinate
 search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). With
 ``--max-latency-ms`` (``--max-latency-p95-ms``) a setting only counts if the median (95th percentile)
 note-on latency of its matched notes (stream time from the true onset to the note-on leaving the chain,
 model look-ahead included) stays within the limit.
-Only the validation split is used: the test split and BACH10 never influence the thresholds.
+The clusterer search replays the tracker's notes and scores mixes of 2-5 instruments (a second
+validation split of the same held-out timbres, built with another seed, makes 152 mixes).
+Only validation splits are used: the test split and BACH10 never influence the settings.
 """
 
 from __future__ import annotations
@@ -155,28 +158,54 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def model_frames(model_dir: Path, split_dir: Path, limit: int) -> list[tuple[np.ndarray, dict[str, list[tuple]]]]:
+class RecordedTracker(NoteTracker):
+    """A note tracker's events on one example, replayed frame by frame: the clusterer search then re-runs
+    only the clusterer (the tracker's settings stay fixed while it runs)."""
+
+    def __init__(self, config: TrackerConfig, frames: np.ndarray) -> None:
+        tracker = NoteTracker(config)
+        self._per_frame = [tracker.process(frame[None]) for frame in frames]
+        self._final = tracker.flush()
+        super().__init__(config)
+
+    def reset(self) -> None:
+        super().reset()
+        self._position = 0
+
+    def process(self, block: np.ndarray) -> list:
+        events = [e for k in range(self._position, self._position + len(block)) for e in self._per_frame[k]]
+        self._position += len(block)
+        return events
+
+    def flush(self) -> list:
+        self.reset()
+        return list(self._final)
+
+
+ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
+
+
+def model_frames(model_dir: Path, split_dirs: list[Path], limit: int) -> ClusterData:
     """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
-    ``limit`` examples with at least two instruments."""
+    ``limit`` examples with at least two instruments, taken from the splits in order."""
     from rtamt.backbone import NoteModels, TimbreEncoder
     from rtamt.training.dataset import ShardSet
 
     backbone = Backbone(model_dir / "backbone.onnx")
     models = NoteModels(backbone, TimbreEncoder(model_dir / "timbre.onnx"))
     chain = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), models])
-    shards = ShardSet(split_dir)
     out = []
-    for index, example in enumerate(shards.examples):
-        slots = sorted({int(n[4]) for n in example.notes})
-        if len(slots) < 2:
-            continue
-        chain.reset()
-        frames = chain.run([shards.segment(index, 0, example.length)])
-        reference = {str(k): [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes if int(n[4]) == k] for k in slots}
-        out.append((frames, reference))
-        print(f"\rmodels {len(out)}/{limit}", end="", file=sys.stderr)
-        if len(out) >= limit:
-            break
+    for split_dir in split_dirs:
+        shards = ShardSet(split_dir)
+        for index, example in enumerate(shards.examples):
+            slots = sorted({int(n[4]) for n in example.notes})
+            if len(slots) < 2 or len(out) >= limit:
+                continue
+            chain.reset()
+            frames = chain.run([shards.segment(index, 0, example.length)])
+            reference = {str(k): [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes if int(n[4]) == k] for k in slots}
+            out.append((frames, reference))
+            print(f"\rmodels {len(out)}/{limit}", end="", file=sys.stderr)
     print(file=sys.stderr)
     return out
 
@@ -184,46 +213,81 @@ def model_frames(model_dir: Path, split_dir: Path, limit: int) -> list[tuple[np.
 CLUSTER_SEARCH: dict[str, list] = {
     "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
     "evidence": [1, 2, 3, 5, 8],
+    "evidence_min_frames": [0, 8, 16, 24, 32, 48, 64],
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [2, 3, 4, 6],
 }
 
+# The coordinate search starts from the best point of this grid: how close a note must be to join a
+# cluster and how long novel notes must be to count as evidence for a new one act together.
+CLUSTER_GRID: dict[str, list] = {
+    "join_threshold": [0.7, 0.75, 0.8, 0.85, 0.9],
+    "evidence_min_frames": [0, 16, 32, 48, 64],
+}
 
-def cluster_score(config, tracker: TrackerConfig, data) -> tuple[float, float]:
-    """Mean separation F and the share of mixes with as many channels as instruments."""
+_RECORDED: list[tuple[np.ndarray, dict, RecordedTracker]] = []  # set before the worker processes fork
+
+
+def _mix_score(args: tuple) -> tuple[float, bool]:
     from rtamt.cluster import TimbreAssigner
     from rtamt.evaluate import separation_metrics
 
-    f, exact = [], []
-    for frames, reference in data:
-        assigner = TimbreAssigner(tracker, config)
-        events = assigner.process(frames) + assigner.flush()
-        result = separation_metrics(reference, events)
-        f.append(result["separation_f"])
-        exact.append(result["channels"] == result["k"])
-    return float(np.mean(f)), float(np.mean(exact))
+    config, index = args
+    frames, reference, recorded = _RECORDED[index]
+    assigner = TimbreAssigner(recorded, config)
+    result = separation_metrics(reference, assigner.process(frames) + assigner.flush())
+    return result["separation_f"], result["channels"] == result["k"]
 
 
-def search_clusters(data, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None):
+def cluster_score(config, pool=None) -> tuple[float, float]:
+    """Separation F and the share of mixes given as many channels as instruments, each averaged over the
+    mixes of each instrument count and then over the counts (no count is favoured, as K is unknown)."""
+    jobs = [(config, index) for index in range(len(_RECORDED))]
+    results = pool.map(_mix_score, jobs) if pool else [_mix_score(job) for job in jobs]
+    by_count: dict[int, list[tuple[float, bool]]] = {}
+    for (_, reference, _), result in zip(_RECORDED, results):
+        by_count.setdefault(len(reference), []).append(result)
+    f = np.mean([np.mean([r[0] for r in rows]) for rows in by_count.values()])
+    exact = np.mean([np.mean([r[1] for r in rows]) for rows in by_count.values()])
+    return float(f), float(exact)
+
+
+def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
+                    workers: int = 1):  # fmt: skip
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
-    instruments (separation F alone rewards spawning a channel for every odd note)."""
+    instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
+    CLUSTER_GRID. The tracker runs once per mix; ``workers`` processes score the mixes."""
+    from multiprocessing import get_context
+
     from rtamt.cluster import ClusterConfig
 
-    best = ClusterConfig()
-    if max_decision_frames is not None:
-        best = replace(best, decision_frames=min(best.decision_frames, max_decision_frames))
-    best_score = cluster_score(best, tracker, data)
-    for _ in range(rounds):
-        for name, values in CLUSTER_SEARCH.items():
-            for value in values:
-                if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
-                    continue
-                candidate = replace(best, **{name: value})
-                result = cluster_score(candidate, tracker, data)
-                if sum(result) > sum(best_score):  # separation F and channels = K weigh alike
-                    best, best_score = candidate, result
-            print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
-                  f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
+    _RECORDED[:] = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        start = ClusterConfig()
+        if max_decision_frames is not None:
+            start = replace(start, decision_frames=min(start.decision_frames, max_decision_frames))
+        best, best_score = start, cluster_score(start, pool)
+        for values in product(*CLUSTER_GRID.values()):
+            candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
+            result = cluster_score(candidate, pool)
+            if sum(result) > sum(best_score):
+                best, best_score = candidate, result
+        print(f"grid: best {best} -> separation F {best_score[0]:.4f}, channels = K {best_score[1]:.2f}", file=sys.stderr)
+        for _ in range(rounds):
+            for name, values in CLUSTER_SEARCH.items():
+                for value in values:
+                    if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
+                        continue
+                    candidate = replace(best, **{name: value})
+                    result = cluster_score(candidate, pool)
+                    if sum(result) > sum(best_score):  # separation F and channels = K weigh alike
+                        best, best_score = candidate, result
+                print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
+                      f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
+    finally:
+        if pool:
+            pool.close()
     return best, best_score
 
 
@@ -233,8 +297,10 @@ def main_clusters(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune clusters")
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
-    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")],
+                        help="validation splits (e.g. data/synth/valid data/synth-valid2/valid)")
+    parser.add_argument("--limit", type=int, default=30, help="mixes of 2 or more instruments to use")
+    parser.add_argument("--workers", type=int, default=1, help="processes scoring the mixes")
     parser.add_argument("--mode", choices=MODES, default="accurate",
                         help="tune with that mode's tracker settings and store as that mode's clusterer")
     parser.add_argument("--max-decision-frames", type=int, default=None,
@@ -245,15 +311,17 @@ def main_clusters(argv: list[str] | None = None) -> int:
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
     data = model_frames(args.models, args.data, args.limit)
-    best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames)
+    best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames,
+                                       workers=args.workers)
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
-                      "mixes": len(data), "split": str(args.data)}, indent=2))  # fmt: skip
+                      "mixes": len(data), "splits": [str(d) for d in args.data]}, indent=2))  # fmt: skip
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     if args.write:
         write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
         write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
-                       json.dumps({"split": str(args.data), "mixes": len(data), "separation_f": round(f, 4)}))  # fmt: skip
+                       json.dumps({"splits": [str(d) for d in args.data], "mixes": len(data), "separation_f": round(f, 4),
+                                   "channels_equal_k": round(exact, 3)}))  # fmt: skip
     return 0
 
 
