@@ -38,6 +38,8 @@ bench: $(VENV)/.test
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
 	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
 	$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) > benchmarks/results/onset_diagnosis.json
+	test -d data/synth-valid2/valid || $(BIN)/python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
+	$(BIN)/python benchmarks/refine_methods.py --data data/synth/valid data/synth-valid2/valid > benchmarks/results/refine_methods.json
 	$(BIN)/python benchmarks/report.py > benchmarks/RESULTS.md
 
 clean:

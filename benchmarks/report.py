@@ -89,6 +89,17 @@ def main() -> None:
         m = synth["synthetic"]["mean"]
         out += [f"Synthetic test mixes of held-out timbres (2–5 instruments, {m['separation_mixes']} mixes, online, K "
                 f"unknown): separation F {fmt(m['separation_f'])}, channels = K on {fmt(m['channels_equal_k'], 2)} of them.", ""]
+    methods = load("refine_methods.json")
+    if methods:
+        out += [f"Choice of the hindsight clustering (`python benchmarks/refine_methods.py --data {' '.join(methods['splits'])}`): "
+                f"separation F on {methods['mixes']} validation mixes of held-out timbres, averaged per instrument count.", "",
+                "| method | K given | | method | K unknown |", "|---|---|---|---|---|"]  # fmt: skip
+        given, unknown = list(methods["k_given"].items()), list(methods["k_unknown"].items())
+        for row in range(max(len(given), len(unknown))):
+            left = f"{given[row][0]} | {fmt(given[row][1])}" if row < len(given) else " | "
+            right = f"{unknown[row][0]} | {fmt(unknown[row][1])}" if row < len(unknown) else " | "
+            out.append(f"| {left} | | {right} |")
+        out.append("")
     latency = load("latency.json")
     if latency:
         a = latency["algorithmic"]

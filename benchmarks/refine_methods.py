@@ -1,0 +1,114 @@
+"""Which hindsight clustering to use for `--refine`: each method re-clusters the whole-note embeddings of
+the validation mixes (held-out timbres, 2-5 instruments), with K given and with K unknown.
+
+    python benchmarks/refine_methods.py --data data/synth/valid data/synth-valid2/valid --limit 200
+
+The online clusterer runs once per mix with the shipped `clusterer` settings; separation F is averaged
+over the mixes of each instrument count, then over the counts (as the clusterer search does). Prints JSON.
+Validation splits only: this is how the shipped method was chosen, not how it is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rtamt.cluster import TimbreAssigner, refine
+from rtamt.evaluate import separation_metrics
+from rtamt.pipeline import build_transcriber
+from rtamt.training.tune import model_frames
+
+Notes = list  # (note-on, note-off, whole-note embedding) per note, as TimbreAssigner.completed holds them
+
+
+def _embeddings(notes: Notes) -> np.ndarray:
+    return np.stack([e for _, _, e in notes])
+
+
+def agglomerative(linkage: str) -> Callable[[Notes, int], list[int]]:
+    def cluster(notes: Notes, k: int) -> list[int]:
+        from sklearn.cluster import AgglomerativeClustering
+
+        metric = "euclidean" if linkage == "ward" else "cosine"
+        return list(AgglomerativeClustering(n_clusters=k, metric=metric, linkage=linkage).fit_predict(_embeddings(notes)))
+
+    return cluster
+
+
+def spectral(notes: Notes, k: int, sharpness: float = 20.0) -> list[int]:
+    """Affinity exp(sharpness * (cosine - 1)) between every pair of notes: memory grows with notes squared."""
+    from sklearn.cluster import SpectralClustering
+
+    x = _embeddings(notes)
+    affinity = np.exp(sharpness * (x @ x.T - 1.0))
+    return list(SpectralClustering(k, affinity="precomputed", random_state=0, assign_labels="cluster_qr").fit_predict(affinity))
+
+
+def agglomerative_threshold(notes: Notes, distance: float = 0.5) -> list[int]:
+    """K unknown: average linkage cut at a cosine distance (the former `--refine` default)."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance)
+    return list(model.fit_predict(_embeddings(notes)))
+
+
+K_GIVEN: dict[str, Callable[[Notes, int], list[int]]] = {
+    "k-means (shipped)": lambda notes, k: refine(notes, k),
+    "spectral": spectral,
+    "agglomerative, average linkage (former)": agglomerative("average"),
+    "agglomerative, Ward": agglomerative("ward"),
+}
+K_UNKNOWN: dict[str, Callable[[Notes], list[int]]] = {
+    "online clusterer (no refinement)": lambda notes: [on.timbre for on, _, _ in notes],
+    "k-means, as many timbres as found online (shipped)": lambda notes: refine(notes),
+    "agglomerative, distance 0.5 (former)": agglomerative_threshold,
+}
+
+
+def balanced_mean(scores: list[tuple[int, float]]) -> float:
+    by_count: dict[int, list[float]] = {}
+    for k, score in scores:
+        by_count.setdefault(k, []).append(score)
+    return round(float(np.mean([np.mean(v) for v in by_count.values()])), 4)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")])
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    args = parser.parse_args()
+    transcriber = build_transcriber(model_dir=args.models)
+    runs = []
+    for frames, reference in model_frames(args.models, args.data, args.limit):
+        assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config)
+        assigner.process(frames)
+        assigner.flush()
+        runs.append((reference, assigner.completed))
+
+    def score(labels_of: Callable[[Notes, int], list[int]]) -> float:
+        scores = []
+        for reference, notes in runs:
+            k = len(reference)
+            labels = labels_of(notes, k) if len(notes) > k else list(range(len(notes)))
+            events = [replace(e, timbre=int(label)) for (on, off, _), label in zip(notes, labels) for e in (on, off)]
+            scores.append((k, separation_metrics(reference, events)["separation_f"]))
+        return balanced_mean(scores)
+
+    result = {
+        "mixes": len(runs),
+        "splits": [str(d) for d in args.data],
+        "k_given": {name: score(method) for name, method in K_GIVEN.items()},
+        "k_unknown": {name: score(lambda notes, _k, m=method: m(notes)) for name, method in K_UNKNOWN.items()},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
