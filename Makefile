@@ -36,6 +36,7 @@ bench: $(VENV)/.test
 	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
 	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
+	$(BIN)/rtamt eval $(BACH10) --separation --mode low-latency --json > benchmarks/results/bach10_low_latency.json
 	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
 	$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) > benchmarks/results/onset_diagnosis.json
 	test -d data/synth-valid2/valid || $(BIN)/python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0

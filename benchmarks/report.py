@@ -56,12 +56,15 @@ def main() -> None:
     synth = load("synthetic_test.json")
     if bach or synth:
         out += ["## Note accuracy (`rtamt eval ../shared/data/bach10 --json`, "
-                "`rtamt eval --synthetic data/synth/test --limit 30 --json`)", "",
+                "`... --mode low-latency`, `rtamt eval --synthetic data/synth/test --limit 30 --json`)", "",
                 "Streaming chain, mir_eval, onset tolerance 50 ms; latency = stream time at which the note-on leaves",
                 "the chain minus the true onset (matched notes).", "",
                 "| system | data | onset P | onset R | onset F1 | onset+offset F1 | frame F1 | note-on latency median / p95 |",
                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for label, r, key in (("rtamt (streaming, causal)", bach, "folder"), ("rtamt (streaming, causal)", synth, "synthetic")):
+        live = load("bach10_low_latency.json")
+        rows = (("rtamt (streaming, causal)", bach, "folder"), ("rtamt, `--mode low-latency` (live settings)", live, "folder"),
+                ("rtamt (streaming, causal)", synth, "synthetic"))
+        for label, r, key in rows:
             if r and key in r:
                 m = r[key]["mean"]
                 data = "BACH10 pieces 1–5, mix" if key == "folder" else "synthetic test split (unseen timbres), first 30 examples"
@@ -84,7 +87,14 @@ def main() -> None:
             if k.isdigit():
                 out.append(f"| {k} | {r['mixes']} | {fmt(r['online_separation_f'])} | {fmt(r['channels_equal_k'], 2)} | "
                            f"{fmt(r['channels_mean'], 2)} | {fmt(r.get('refined_k_separation_f'))} | {published[k]} |")  # fmt: skip
-        out.append("")
+        out += ["", f"Channels = K on {fmt(bach['separation']['by_size']['channels_equal_k_all'], 3)} of all mixes.", ""]
+        live = load("bach10_low_latency.json")
+        if live and "separation" in live:
+            by_size = live["separation"]["by_size"]
+            out += ["With the live settings (`--mode low-latency`: 2-frame decision window), online: separation F "
+                    + " / ".join(fmt(by_size[k]["online_separation_f"]) for k in by_size if k.isdigit())
+                    + f" for {' / '.join(k for k in by_size if k.isdigit())} instruments, channels = K on "
+                    f"{fmt(by_size['channels_equal_k_all'], 3)} of all mixes.", ""]
     if synth and "separation_f" in synth.get("synthetic", {}).get("mean", {}):
         m = synth["synthetic"]["mean"]
         out += [f"Synthetic test mixes of held-out timbres (2–5 instruments, {m['separation_mixes']} mixes, online, K "
