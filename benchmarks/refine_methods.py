@@ -58,15 +58,16 @@ def agglomerative_threshold(notes: Notes, distance: float = 0.5) -> list[int]:
 
 
 K_GIVEN: dict[str, Callable[[Notes, int], list[int]]] = {
-    "k-means (shipped)": lambda notes, k: refine(notes, k),
+    "k-means (shipped)": refine,
     "spectral": spectral,
     "agglomerative, average linkage (former)": agglomerative("average"),
     "agglomerative, Ward": agglomerative("ward"),
 }
-K_UNKNOWN: dict[str, Callable[[Notes], list[int]]] = {
-    "online clusterer (no refinement)": lambda notes: [on.timbre for on, _, _ in notes],
-    "k-means, as many timbres as found online (shipped)": lambda notes: refine(notes),
-    "agglomerative, distance 0.5 (former)": agglomerative_threshold,
+# K unknown: each method gets the notes and the number of timbres the online clusterer ended with
+K_UNKNOWN: dict[str, Callable[[Notes, int], list[int]]] = {
+    "online clusterer (no refinement)": lambda notes, _found: [on.timbre for on, _, _ in notes],
+    "k-means, as many timbres as found online (shipped)": refine,
+    "agglomerative, distance 0.5 (former)": lambda notes, _found: agglomerative_threshold(notes),
 }
 
 
@@ -89,13 +90,16 @@ def main() -> int:
         assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config)
         assigner.process(frames)
         assigner.flush()
-        runs.append((reference, assigner.completed))
+        runs.append((reference, assigner.completed, assigner.timbres_found))
 
-    def score(labels_of: Callable[[Notes, int], list[int]]) -> float:
+    def score(labels_of: Callable[[Notes, int], list[int]], k_given: bool) -> float:
         scores = []
-        for reference, notes in runs:
+        for reference, notes, found in runs:
             k = len(reference)
-            labels = labels_of(notes, k) if len(notes) > k else list(range(len(notes)))
+            if k_given:
+                labels = labels_of(notes, k) if len(notes) > k else list(range(len(notes)))
+            else:
+                labels = labels_of(notes, found) if len(notes) > 1 else [0] * len(notes)
             events = [replace(e, timbre=int(label)) for (on, off, _), label in zip(notes, labels) for e in (on, off)]
             scores.append((k, separation_metrics(reference, events)["separation_f"]))
         return balanced_mean(scores)
@@ -103,8 +107,8 @@ def main() -> int:
     result = {
         "mixes": len(runs),
         "splits": [str(d) for d in args.data],
-        "k_given": {name: score(method) for name, method in K_GIVEN.items()},
-        "k_unknown": {name: score(lambda notes, _k, m=method: m(notes)) for name, method in K_UNKNOWN.items()},
+        "k_given": {name: score(method, True) for name, method in K_GIVEN.items()},
+        "k_unknown": {name: score(method, False) for name, method in K_UNKNOWN.items()},
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -43,7 +43,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
     print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f})")
     if args.refine and transcriber.assigner is not None:
-        events = refined_events(transcriber.assigner.completed, args.instruments if args.exact else None)
+        timbres = args.instruments if args.exact else transcriber.assigner.timbres_found
+        events = refined_events(transcriber.assigner.completed, timbres)
     timbres = [e.timbre for e in events]
     notes = events_to_notes(events)
     if notes:
@@ -65,14 +66,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def refined_events(completed: list, instruments: int | None) -> list:
-    """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``instruments``
-    timbres, or as many as the online clusterer used (at most ``--instruments`` K already)."""
+def refined_events(completed: list, timbres: int) -> list:
+    """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``timbres``."""
     from dataclasses import replace
 
     from rtamt.cluster import refine
 
-    labels = refine(completed, instruments)
+    labels = refine(completed, timbres)
     events = []
     for (on, off, _), label in zip(completed, labels):
         events += [replace(on, timbre=label), replace(off, timbre=label)]

@@ -9,8 +9,9 @@ part of the reported latency) and is then sent on the channel of the cluster the
   it; else it starts (or joins) a *provisional* cluster. A provisional cluster that collects ``evidence``
   notes becomes a real cluster with a new channel (so one odd note never spawns a channel), and one that
   collects nothing for ``expire_notes`` notes is forgotten (with ``evidence`` 1 a novel note spawns at
-  once). Only novel notes of at least ``evidence_min_frames`` frames count as evidence: short blips
-  (often false positives or transients) stay on the channel they were sent on and spawn nothing;
+  once, whatever its length). Only novel notes of at least ``evidence_min_frames`` frames count as
+  evidence: short blips (often false positives or transients) stay on the channel they were sent on and
+  spawn nothing, so an instrument that only plays shorter notes never gets a channel of its own;
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
   channel carries on; a channel is never reused for another timbre.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
@@ -123,7 +124,7 @@ class OnlineClusterer:
         if cluster.channel is not None:
             self._merge()
 
-    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool = False, frames: int = 0) -> None:
+    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int) -> None:
         """A note of ``frames`` frames has ended. A known note's whole-note embedding replaces its
         first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
         or counts as provisional evidence if it lasted ``evidence_min_frames``."""
@@ -209,6 +210,7 @@ class TimbreAssigner(Stage):
         self._notes: dict[int, _Note] = {}  # sounding or pending notes by pitch
         self.finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []  # (on, off, whole-note embedding)
         self.completed: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []
+        self.timbres_found = 0  # timbres of the last flushed stream (merged clusters count once)
 
     def empty_output(self) -> list[NoteEvent]:
         return []
@@ -231,9 +233,9 @@ class TimbreAssigner(Stage):
         out: list[NoteEvent] = []
         for event in self.tracker.flush():
             self._end(event, out)
-        completed = self.finished
+        completed, found = self.finished, len(self.clusterer.real())
         self.reset()
-        self.completed = completed
+        self.completed, self.timbres_found = completed, found
         return out
 
     def _weighted(self, frame: np.ndarray, pitch: int) -> np.ndarray:
@@ -295,15 +297,13 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 1e-12 else np.full_like(vector, 1.0 / np.sqrt(max(len(vector), 1)))
 
 
-def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int | None = None) -> list[int]:
+def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int) -> list[int]:
     """Hindsight clustering of all notes: k-means (scikit-learn, 10 seeded starts) on the whole-note
-    embeddings into ``k`` timbres, or when ``k`` is None into as many as the online clusterer used.
-    Memory grows with the number of notes, not its square, so hour-long files refine too. Returns a timbre
-    index per note, numbered by first appearance."""
+    embeddings into ``k`` timbres (K given, or the online clusterer's ``timbres_found``). Memory grows with
+    the number of notes, not its square, so hour-long files refine too. Returns a timbre index per note,
+    numbered by first appearance."""
     from sklearn.cluster import KMeans
 
-    if k is None:
-        k = len({on.timbre for on, _, _ in finished})
     embeddings = np.stack([e for _, _, e in finished]) if finished else np.zeros((0, 1))
     k = min(k, len({e.tobytes() for e in embeddings}))
     if k < 2:

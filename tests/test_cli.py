@@ -14,6 +14,7 @@ from rtamt.audio import probe
 from rtamt.cli import main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "duet"
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture) -> None:
@@ -100,3 +101,22 @@ def test_transcribe_the_example_with_the_shipped_model(tmp_path: Path, capsys: p
     metrics = note_metrics(reference, notes)
     # The shipped model scores 0.72 onset F1 and 0.84 frame F1 here; these bars guard against regressions.
     assert metrics["onset_f1"] >= 0.35 and metrics["frame_f1"] >= 0.7, metrics
+
+
+@pytest.mark.skipif(not (MODELS / "timbre.onnx").exists(), reason="no timbre model shipped")
+def test_transcribe_refine_writes_one_track_per_timbre(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--refine re-clusters in hindsight: into K tracks with --instruments K --exact, else into as many as
+    the online clusterer found; the notes themselves do not change."""
+    online, refined, exact = tmp_path / "online.mid", tmp_path / "refined.mid", tmp_path / "exact.mid"
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(online)]) == 0
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(refined), "--refine"]) == 0
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(exact), "--refine", "--instruments", "3", "--exact"]) == 0
+    assert "refined in hindsight" in capsys.readouterr().out
+
+    def tracks(path: Path) -> list[list[int]]:
+        return [sorted(m.note for m in t if m.type == "note_on" and m.velocity > 0) for t in mido.MidiFile(path).tracks[1:]]
+
+    assert len(tracks(refined)) == len(tracks(online)) >= 2
+    assert len(tracks(exact)) == 3
+    every = sorted(sum(tracks(online), []))
+    assert sorted(sum(tracks(refined), [])) == every == sorted(sum(tracks(exact), []))

@@ -28,7 +28,7 @@ def play(clusterer: OnlineClusterer, embedding: np.ndarray) -> int:
     """One short note (its whole-note embedding equals its first frames'): the channel it was sent on."""
     index, novel = clusterer.assign(embedding)
     channel = clusterer.clusters[index].channel
-    clusterer.update(index, embedding, embedding, novel)
+    clusterer.update(index, embedding, embedding, novel, 10)
     return channel
 
 
@@ -71,7 +71,7 @@ def test_novel_first_frames_are_judged_again_on_the_whole_note() -> None:
     for _ in range(5):  # attacks that look like another timbre, steady parts like the known one
         index, novel = clusterer.assign(noisy(1))
         assert novel and clusterer.clusters[index].channel == 0
-        clusterer.update(index, noisy(1), noisy(0), novel)
+        clusterer.update(index, noisy(1), noisy(0), novel, 10)
     assert len(clusterer.real()) == 1 and not clusterer._provisional()
 
 
@@ -168,10 +168,10 @@ def test_refine_recovers_timbres_in_hindsight() -> None:
         finished.append((on, off, noisy(timbre, 0.1)))
     labels = refine(finished, k=3)
     assert labels[:3] == [0, 1, 2] and labels == [k % 3 for k in range(30)]
-    online = [(replace(on, timbre=k % 3), off, e) for k, (on, off, e) in enumerate(finished)]
-    assert refine(online) == labels  # K unknown: as many timbres as the online clusterer used
-    assert refine(finished) == [0] * 30  # ... which here was one
+    assert refine(finished, k=1) == [0] * 30
     assert refine(finished[:2], k=3) == [0, 1] and refine([], k=2) == []
+    duplicates = [(on, off, noisy(0, 0.0)) for on, off, _ in finished[:5]]
+    assert refine(duplicates, k=3) == [0] * 5  # identical embeddings: one timbre, not an error
 
 
 def test_recorded_tracker_replays_the_live_assigner_exactly() -> None:

@@ -4,7 +4,8 @@
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
-    python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 --data ... --write
+    python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 \
+        --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
 
 The backbone runs once per example; the tracker is then replayed with each candidate setting (coordinate
 search, one parameter at a time, maximising mean note onset F1, ties broken by with-offset F1). With
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 class RecordedTracker(NoteTracker):
     """A note tracker's events on one example, replayed frame by frame: the clusterer search then re-runs
-    only the clusterer (the tracker's settings stay fixed while it runs)."""
+    only the clusterer (the tracker's settings stay fixed while it runs). ``process`` only counts the
+    frames it is given, so it must be fed the recorded example itself."""
 
     def __init__(self, config: TrackerConfig, frames: np.ndarray) -> None:
         tracker = NoteTracker(config)
@@ -196,10 +198,14 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int) -> Cluster
     chain = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), models])
     out = []
     for split_dir in split_dirs:
+        if len(out) >= limit:
+            break
         shards = ShardSet(split_dir)
         for index, example in enumerate(shards.examples):
             slots = sorted({int(n[4]) for n in example.notes})
-            if len(slots) < 2 or len(out) >= limit:
+            if len(out) >= limit:
+                break
+            if len(slots) < 2:
                 continue
             chain.reset()
             frames = chain.run([shards.segment(index, 0, example.length)])
@@ -262,7 +268,7 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
     from rtamt.cluster import ClusterConfig
 
     _RECORDED[:] = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
-    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    pool = get_context("fork").Pool(workers) if workers > 1 else None  # forked after _RECORDED is filled
     try:
         start = ClusterConfig()
         if max_decision_frames is not None:
@@ -287,7 +293,9 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                       f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
     finally:
         if pool:
-            pool.close()
+            pool.terminate()
+            pool.join()
+        _RECORDED.clear()
     return best, best_score
 
 
