@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from rtamt.cluster import TimbreAssigner, refine
+from rtamt.cluster import TimbreAssigner, refine, relabel
 from rtamt.evaluate import separation_metrics
 from rtamt.pipeline import build_transcriber
-from rtamt.training.tune import model_frames
+from rtamt.training.tune import mean_over_counts, model_frames
 
 Notes = list  # (note-on, note-off, whole-note embedding) per note, as TimbreAssigner.completed holds them
 
@@ -71,13 +70,6 @@ K_UNKNOWN: dict[str, Callable[[Notes, int], list[int]]] = {
 }
 
 
-def balanced_mean(scores: list[tuple[int, float]]) -> float:
-    by_count: dict[int, list[float]] = {}
-    for k, score in scores:
-        by_count.setdefault(k, []).append(score)
-    return round(float(np.mean([np.mean(v) for v in by_count.values()])), 4)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")])
@@ -100,9 +92,8 @@ def main() -> int:
                 labels = labels_of(notes, k) if len(notes) > k else list(range(len(notes)))
             else:
                 labels = labels_of(notes, found) if len(notes) > 1 else [0] * len(notes)
-            events = [replace(e, timbre=int(label)) for (on, off, _), label in zip(notes, labels) for e in (on, off)]
-            scores.append((k, separation_metrics(reference, events)["separation_f"]))
-        return balanced_mean(scores)
+            scores.append((k, separation_metrics(reference, relabel(notes, labels))["separation_f"]))
+        return round(mean_over_counts(scores), 4)
 
     result = {
         "mixes": len(runs),

@@ -54,6 +54,7 @@ def main() -> None:
                 f"(hop budget {backbone['hop_budget_ms']} ms).", ""]  # fmt: skip
     bach = load("bach10.json")
     synth = load("synthetic_test.json")
+    live = load("bach10_low_latency.json")
     if bach or synth:
         out += ["## Note accuracy (`rtamt eval ../shared/data/bach10 --json`, "
                 "`... --mode low-latency`, `rtamt eval --synthetic data/synth/test --limit 30 --json`)", "",
@@ -61,7 +62,6 @@ def main() -> None:
                 "the chain minus the true onset (matched notes).", "",
                 "| system | data | onset P | onset R | onset F1 | onset+offset F1 | frame F1 | note-on latency median / p95 |",
                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        live = load("bach10_low_latency.json")
         rows = (("rtamt (streaming, causal)", bach, "folder"), ("rtamt, `--mode low-latency` (live settings)", live, "folder"),
                 ("rtamt (streaming, causal)", synth, "synthetic"))
         for label, r, key in rows:
@@ -88,7 +88,6 @@ def main() -> None:
                 out.append(f"| {k} | {r['mixes']} | {fmt(r['online_separation_f'])} | {fmt(r['channels_equal_k'], 2)} | "
                            f"{fmt(r['channels_mean'], 2)} | {fmt(r.get('refined_k_separation_f'))} | {published[k]} |")  # fmt: skip
         out += ["", f"Channels = K on {fmt(bach['separation']['by_size']['channels_equal_k_all'], 3)} of all mixes.", ""]
-        live = load("bach10_low_latency.json")
         if live and "separation" in live:
             by_size = live["separation"]["by_size"]
             out += ["With the live settings (`--mode low-latency`: 2-frame decision window), online: separation F "

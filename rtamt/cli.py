@@ -68,15 +68,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def refined_events(completed: list, timbres: int) -> list:
     """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``timbres``."""
-    from dataclasses import replace
+    from rtamt.cluster import refine, relabel
 
-    from rtamt.cluster import refine
-
-    labels = refine(completed, timbres)
-    events = []
-    for (on, off, _), label in zip(completed, labels):
-        events += [replace(on, timbre=label), replace(off, timbre=label)]
-    return sorted(events, key=lambda e: (e.frame, e.on))
+    return sorted(relabel(completed, refine(completed, timbres)), key=lambda e: (e.frame, e.on))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -297,6 +297,12 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 1e-12 else np.full_like(vector, 1.0 / np.sqrt(max(len(vector), 1)))
 
 
+def relabel(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], labels: list[int]) -> list[NoteEvent]:
+    """Every finished note's note-on and note-off, in note order, carrying its new timbre label (e.g. from
+    :func:`refine`)."""
+    return [replace(e, timbre=int(label)) for (on, off, _), label in zip(finished, labels) for e in (on, off)]
+
+
 def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int) -> list[int]:
     """Hindsight clustering of all notes: k-means (scikit-learn, 10 seeded starts) on the whole-note
     embeddings into ``k`` timbres (K given, or the online clusterer's ``timbres_found``). Memory grows with

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +204,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
     ``model_dir`` (default: the shipped ones)."""
     from itertools import combinations
 
-    from rtamt.cluster import refine
+    from rtamt.cluster import refine, relabel
 
     pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
     rows = []
@@ -227,9 +226,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                        "onset_f1_all": note_metrics([n for r in reference.values() for n in r], events_to_notes(events))["onset_f1"]}  # fmt: skip
                 if refine_with_k and transcriber.assigner is not None:
                     completed = transcriber.assigner.completed
-                    labels = refine(completed, size)
-                    relabelled = [replace(e, timbre=label) for (on, off, _), label in zip(completed, labels) for e in (on, off)]
-                    row["refined_k"] = separation_metrics(reference, relabelled)
+                    row["refined_k"] = separation_metrics(reference, relabel(completed, refine(completed, size)))
                 rows.append(row)
                 progress(f"{piece.name} {row['mix']}: online F {online['separation_f']:.3f} "
                          f"({online['channels']} channels for {size})")  # fmt: skip

@@ -245,17 +245,24 @@ def _mix_score(args: tuple) -> tuple[float, bool]:
     return result["separation_f"], result["channels"] == result["k"]
 
 
+def mean_over_counts(scores: list[tuple[int, float]]) -> float:
+    """Mean of (instrument count, score) pairs over the mixes of each count, then over the counts (no count
+    is favoured, as K is unknown)."""
+    by_count: dict[int, list[float]] = {}
+    for count, score in scores:
+        by_count.setdefault(count, []).append(score)
+    return float(np.mean([np.mean(v) for v in by_count.values()]))
+
+
 def cluster_score(config, pool=None) -> tuple[float, float]:
-    """Separation F and the share of mixes given as many channels as instruments, each averaged over the
-    mixes of each instrument count and then over the counts (no count is favoured, as K is unknown)."""
+    """Separation F and the share of mixes given as many channels as instruments, each averaged with
+    :func:`mean_over_counts`."""
     jobs = [(config, index) for index in range(len(_RECORDED))]
     results = pool.map(_mix_score, jobs) if pool else [_mix_score(job) for job in jobs]
-    by_count: dict[int, list[tuple[float, bool]]] = {}
-    for (_, reference, _), result in zip(_RECORDED, results):
-        by_count.setdefault(len(reference), []).append(result)
-    f = np.mean([np.mean([r[0] for r in rows]) for rows in by_count.values()])
-    exact = np.mean([np.mean([r[1] for r in rows]) for rows in by_count.values()])
-    return float(f), float(exact)
+    counts = [len(reference) for _, reference, _ in _RECORDED]
+    f = mean_over_counts([(k, f) for k, (f, _) in zip(counts, results)])
+    exact = mean_over_counts([(k, float(e)) for k, (_, e) in zip(counts, results)])
+    return f, exact
 
 
 def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
