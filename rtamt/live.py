@@ -368,8 +368,9 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
             import sounddevice as sd
 
             try:
+                # the device's low-latency buffering (sounddevice's default is its high-latency setting)
                 stream = sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
-                                        callback=engine.callback)  # fmt: skip
+                                        latency="low", callback=engine.callback)  # fmt: skip
                 stream.start()
             except Exception as err:
                 raise LiveError(f"cannot open audio input {device['name']!r} at {rate} Hz ({err})") from None

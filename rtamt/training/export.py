@@ -119,7 +119,10 @@ def train_export_cli(argv: list[str] | None, prog: str, description: str, config
     t.add_argument("--data", type=Path, default=Path("data/synth"))
     t.add_argument("--out", type=Path, default=Path(run))
     for name, field in config_class.__dataclass_fields__.items():
-        t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+        if isinstance(field.default, bool):
+            t.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=field.default)
+        else:
+            t.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
     e = sub.add_parser("export")
     e.add_argument("--run", type=Path, default=Path(run))
     e.add_argument("--out", type=Path, default=Path(model))

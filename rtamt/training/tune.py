@@ -48,11 +48,14 @@ SEARCH: dict[str, list] = {
     "sustain_frames": [2, 3, 4, 5, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
     "backdate_frames": [0, 2, 4, 8, 12, 16],
+    "onset_rise": [False, True],
+    "rise_backdate_frames": [0, 1, 2],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
 # decide how soon a note starts.
 LATENCY_GRID: dict[str, list] = {
+    "onset_rise": [False, True],
     "sustain_frames": [1, 2, 3, 4, 6],
     "onset_threshold": [0.2, 0.3, 0.4, 0.5],
     "sustain_threshold": [0.3, 0.5, 0.7],
@@ -78,6 +81,25 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     return out
 
 
+def cached_probabilities(model: Path, split_dir: Path, limit: int, cache: Path | None) -> Data:
+    """:func:`probabilities`, kept in ``cache`` (keyed by the model's graph, which leaves out the settings
+    ``--write`` stores, the split and the limit)."""
+    import hashlib
+    import pickle
+
+    import onnx
+
+    key = (hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest(), str(split_dir), limit)
+    if cache is not None and cache.exists():
+        stored_key, data = pickle.loads(cache.read_bytes())
+        if stored_key == key:
+            return data
+    data = probabilities(model, split_dir, limit)
+    if cache is not None:
+        cache.write_bytes(pickle.dumps((key, data)))
+    return data
+
+
 Score = tuple[float, float, float, float]
 
 
@@ -98,28 +120,46 @@ def score(config: TrackerConfig, data: Data, lookahead: int) -> Score:
     return float(np.mean(onset)), float(np.mean(offset)), float(median), float(p95)
 
 
+_SCORED: list = []  # (data, lookahead) for the worker processes, set before they fork
+
+
+def _score_job(config: TrackerConfig) -> Score:
+    data, lookahead = _SCORED[0]
+    return score(config, data, lookahead)
+
+
 def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | None = None,
-           start: TrackerConfig | None = None, max_p95_ms: float | None = None) -> tuple[TrackerConfig, Score]:  # fmt: skip
-    """Coordinate search from ``start``; a setting over a latency limit (median, 95th percentile) never wins."""
+           start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1) -> tuple[TrackerConfig, Score]:  # fmt: skip
+    """Coordinate search from ``start``; a setting over a latency limit (median, 95th percentile) never wins.
+    ``workers`` processes score the candidates of a step side by side (same result as one)."""
+    from multiprocessing import get_context
+
     def key(result: Score) -> tuple[bool, float, float]:
         within = (max_latency_ms is None or result[2] <= max_latency_ms) and (max_p95_ms is None or result[3] <= max_p95_ms)
         return (within, result[0], result[1])
 
-    best = start or TrackerConfig()
-    if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
-        grid = [replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
-        best, best_score = max(((c, score(c, data, lookahead)) for c in grid), key=lambda scored: key(scored[1]))
-    else:
-        best_score = score(best, data, lookahead)
-    for _ in range(rounds):
-        for name, values in SEARCH.items():
-            for value in values:
-                candidate = replace(best, **{name: value})
-                result = score(candidate, data, lookahead)
-                if key(result) > key(best_score):
-                    best, best_score = candidate, result
-            print(f"{name}: best {getattr(best, name)} -> onset F1 {best_score[0]:.4f}, "
-                  f"latency {best_score[2]:.0f} / p95 {best_score[3]:.0f} ms", file=sys.stderr)  # fmt: skip
+    _SCORED[:] = [(data, lookahead)]
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    scores = pool.map if pool else lambda f, jobs: [f(job) for job in jobs]
+    try:
+        best = start or TrackerConfig()
+        candidates = [best]
+        if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
+            candidates = [replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+        best, best_score = max(zip(candidates, scores(_score_job, candidates)), key=lambda scored: key(scored[1]))
+        for _ in range(rounds):
+            for name, values in SEARCH.items():
+                candidates = [replace(best, **{name: value}) for value in values]
+                for candidate, result in zip(candidates, scores(_score_job, candidates)):
+                    if key(result) > key(best_score):  # in order: the first of equals wins, as one by one
+                        best, best_score = candidate, result
+                print(f"{name}: best {getattr(best, name)} -> onset F1 {best_score[0]:.4f}, "
+                      f"latency {best_score[2]:.0f} / p95 {best_score[3]:.0f} ms", file=sys.stderr)  # fmt: skip
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+        _SCORED.clear()
     return best, best_score
 
 
@@ -140,13 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="accurate",
                         help="store as the accurate (files) or the low-latency (live) settings")
     parser.add_argument("--write", action="store_true", help="store the chosen thresholds in the model file")
+    parser.add_argument("--workers", type=int, default=1, help="processes scoring candidate settings")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep the backbone's outputs in this file and reuse them (same model, data and limit)")
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
     key = "tracker_low_latency" if args.mode == "low-latency" else "tracker"
     start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
-    data = probabilities(args.model, args.data, args.limit)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
     best, (onset, offset, latency, p95) = search(data, backbone.lookahead, args.rounds, args.max_latency_ms, start,
-                                                 args.max_latency_p95_ms)  # fmt: skip
+                                                 args.max_latency_p95_ms, args.workers)  # fmt: skip
     provenance = {"split": str(args.data), "examples": len(data), "onset_f1": round(onset, 4),
                   "offset_f1": round(offset, 4), "latency_ms_median": round(latency, 1),
                   "latency_ms_p95": round(p95, 1), "max_latency_ms": args.max_latency_ms,
