@@ -52,7 +52,6 @@ class TrainConfig(RunConfig):
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     onset_width: int = 1
     stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
-    freeze_trunk: bool = False  # train only the onset branch, flux branch and GRU (frame head fixed)
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
@@ -95,7 +94,6 @@ def f1(pred: np.ndarray, label: np.ndarray) -> float:
 @torch.no_grad()
 def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: TrainConfig, device: torch.device) -> dict:
     """Loss, frame F1 and a frame-level onset F1 (peaks within +-1 frame) at a few thresholds."""
-    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     totals = {"onset": 0.0, "frame": 0.0}
     frames, frame_labels, onsets, onset_labels = [], [], [], []
@@ -105,8 +103,7 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
         totals["frame"] += float(out["frame"]) / len(loader)
         frames.append(out["f"].cpu().numpy()), frame_labels.append(out["f_label"].cpu().numpy())
         onsets.append(out["o"].cpu().numpy()), onset_labels.append(out["o_label"].cpu().numpy())
-    for module, mode in modes:  # back to training, frozen parts staying frozen
-        module.train(mode)
+    model.train()
     f, fl = np.concatenate(frames), np.concatenate(frame_labels) > 0.5
     o, ol = np.concatenate(onsets), np.concatenate(onset_labels) > 0.5
     near = np.maximum(ol, np.maximum(np.roll(ol, 1, -1), np.roll(ol, -1, -1)))
@@ -119,18 +116,7 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
-GROWN_PARTS = ("flux.", "gru.", "refine.")
-TRUNK_PARTS = ("scale", "shift", "conv1.", "bn1.", "conv2.", "bn2.", "conv3.", "bn3.", "frame_head.")
-
-
-def freeze_trunk(model: Backbone) -> list[torch.nn.Parameter]:
-    """Fix the shared trunk and the frame head (weights and batch-norm statistics); the trainable rest."""
-    for name, param in model.named_parameters():
-        param.requires_grad_(not name.startswith(TRUNK_PARTS))
-    for name, module in model.named_modules():
-        if name.startswith(TRUNK_PARTS) and isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
-    return [p for p in model.parameters() if p.requires_grad]  # optional parts a fine-tune may add to a plain model
+GROWN_PARTS = ("flux.", "gru.", "refine.")  # optional parts a fine-tune may add to a plain model
 
 
 def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
@@ -157,8 +143,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
     torch.manual_seed(config.seed)
     device = training_device(config.device, config.threads)
     model = Backbone(config.gru_hidden, config.flux).to(device)
-    trainable = freeze_trunk(model) if config.freeze_trunk else list(model.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     checkpoint_path = out / "checkpoint.pt"
@@ -190,7 +175,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         loss = out_losses["onset"] + out_losses["frame"]
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 5.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         scheduler.step()
         step += 1

@@ -1,7 +1,8 @@
 """Choose the note tracker's thresholds on the synthetic validation split and store them in the model.
 
-    python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --write
+    python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --workers 2 --write
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
+    (--cache FILE keeps the backbone's outputs for the next search of the same model, split and limit)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
     python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 \
@@ -22,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
@@ -48,14 +51,11 @@ SEARCH: dict[str, list] = {
     "sustain_frames": [2, 3, 4, 5, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
     "backdate_frames": [0, 2, 4, 8, 12, 16],
-    "onset_rise": [False, True],
-    "rise_backdate_frames": [0, 1, 2],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
 # decide how soon a note starts.
 LATENCY_GRID: dict[str, list] = {
-    "onset_rise": [False, True],
     "sustain_frames": [1, 2, 3, 4, 6],
     "onset_threshold": [0.2, 0.3, 0.4, 0.5],
     "sustain_threshold": [0.3, 0.5, 0.7],
@@ -123,6 +123,23 @@ def score(config: TrackerConfig, data: Data, lookahead: int) -> Score:
 _SCORED: list = []  # (data, lookahead) for the worker processes, set before they fork
 
 
+@contextmanager
+def forked_pool(workers: int, shared: list, items: list) -> Iterator:
+    """A pool of ``workers`` forked processes (None for one) that see the module list ``shared`` filled
+    with ``items``; the pool ends and ``shared`` is emptied on exit, also on errors."""
+    from multiprocessing import get_context
+
+    shared[:] = items
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        yield pool
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+        shared.clear()
+
+
 def _score_job(config: TrackerConfig) -> Score:
     data, lookahead = _SCORED[0]
     return score(config, data, lookahead)
@@ -132,16 +149,12 @@ def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | 
            start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1) -> tuple[TrackerConfig, Score]:  # fmt: skip
     """Coordinate search from ``start``; a setting over a latency limit (median, 95th percentile) never wins.
     ``workers`` processes score the candidates of a step side by side (same result as one)."""
-    from multiprocessing import get_context
-
     def key(result: Score) -> tuple[bool, float, float]:
         within = (max_latency_ms is None or result[2] <= max_latency_ms) and (max_p95_ms is None or result[3] <= max_p95_ms)
         return (within, result[0], result[1])
 
-    _SCORED[:] = [(data, lookahead)]
-    pool = get_context("fork").Pool(workers) if workers > 1 else None
-    scores = pool.map if pool else lambda f, jobs: [f(job) for job in jobs]
-    try:
+    with forked_pool(workers, _SCORED, [(data, lookahead)]) as pool:
+        scores = pool.map if pool else lambda f, jobs: [f(job) for job in jobs]
         best = start or TrackerConfig()
         candidates = [best]
         if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
@@ -155,11 +168,6 @@ def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | 
                         best, best_score = candidate, result
                 print(f"{name}: best {getattr(best, name)} -> onset F1 {best_score[0]:.4f}, "
                       f"latency {best_score[2]:.0f} / p95 {best_score[3]:.0f} ms", file=sys.stderr)  # fmt: skip
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
-        _SCORED.clear()
     return best, best_score
 
 
@@ -313,13 +321,10 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
     instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
     CLUSTER_GRID. The tracker runs once per mix; ``workers`` processes score the mixes."""
-    from multiprocessing import get_context
-
     from rtamt.cluster import ClusterConfig
 
-    _RECORDED[:] = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
-    pool = get_context("fork").Pool(workers) if workers > 1 else None  # forked after _RECORDED is filled
-    try:
+    recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    with forked_pool(workers, _RECORDED, recorded) as pool:
         start = ClusterConfig()
         if max_decision_frames is not None:
             start = replace(start, decision_frames=min(start.decision_frames, max_decision_frames))
@@ -341,11 +346,6 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                         best, best_score = candidate, result
                 print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
                       f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
-        _RECORDED.clear()
     return best, best_score
 
 
