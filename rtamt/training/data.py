@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from rtamt.training.fluid import BLOCK, Event, Synth
 from rtamt.training.instruments import (
     HELD_OUT_SOUNDFONTS, INSTRUMENTS, TRAIN_SOUNDFONTS, programs,
 )  # fmt: skip
+from rtamt.training.idioms import idiom_piece, sounding_offsets
 from rtamt.training.material import Line, corpus_piece, random_piece
 from rtamt.training.render import Note, midi_file, part_to_midi, soundfont_path
 
@@ -43,14 +44,26 @@ EXAMPLE_S = 30.0
 TAIL_S = 1.0  # release time rendered after the last bar
 SHARD_EXAMPLES = 60  # 30 minutes of audio per shard
 MIN_BLOCKS = 3  # shortest rendered note: 3 x 64 samples = 8.7 ms
+SUSTAIN_PEDAL = 64  # MIDI controller number
 DEFAULT_CORPUS = Path("data/cache/corpus.json.gz")
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     seed: int = 0
-    source_weights: tuple[float, float, float] = (0.45, 0.4, 0.15)  # random, corpus, solo/duet
+    source_weights: tuple[float, ...] = (0.45, 0.4, 0.15, 0.0)  # random, corpus, solo/duet, idiom
+    soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS  # training banks (valid/test always add the held-out ones)
     instrument_counts: tuple[float, ...] = (0.1, 0.25, 0.28, 0.22, 0.15)  # P(1..5 instruments)
+
+
+# What live users play (issue 16): instrument idioms (pedalled piano, guitar, voice) take the largest
+# share, and a third training bank (csound's GM bank) widens the timbres; held-out banks stay held out.
+PROFILES: dict[str, BuildConfig] = {
+    "default": BuildConfig(),
+    "live": BuildConfig(
+        source_weights=(0.25, 0.2, 0.1, 0.45), soundfonts=(*TRAIN_SOUNDFONTS, "sf_GMbank")
+    ),
+}
 
 
 @dataclass
@@ -70,13 +83,15 @@ def _synth(name: str) -> Synth:
     return _SYNTHS[name]
 
 
-def timbre_choice(rng: np.random.Generator, split: str) -> tuple[str, list[int]]:
+def timbre_choice(
+    rng: np.random.Generator, split: str, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS
+) -> tuple[str, list[int]]:
     """Soundfont and program pool of one example; valid/test always contain an unseen dimension."""
     if split == "train":
-        return str(rng.choice(TRAIN_SOUNDFONTS)), programs(held_out=False)
+        return str(rng.choice(soundfonts)), programs(held_out=False)
     if rng.random() < 0.5:
         return str(rng.choice(HELD_OUT_SOUNDFONTS)), programs(held_out=False) + programs(held_out=True)
-    return str(rng.choice(TRAIN_SOUNDFONTS)), programs(held_out=True)
+    return str(rng.choice(soundfonts)), programs(held_out=True)
 
 
 _LAGS: dict[tuple[str, int, int], float | None] = {}
@@ -127,18 +142,26 @@ def line_events(
         rendered.append([on, off, note.pitch, note.velocity])
     events = [Event(0, 1, 1, line.vibrato)] if line.vibrato else []
     events += [Event(grid(t), 2, value) for t, value in line.bends]
+    events += [Event(grid(t), 1, SUSTAIN_PEDAL, value) for t, value in line.pedal]
+    keys = [Note(on / rate, off / rate, pitch, velocity) for on, off, pitch, velocity in rendered]
+    sounding = sounding_offsets(keys, [(grid(t) / rate, value) for t, value in line.pedal]) if line.pedal else keys
     notes = []
-    for on, off, pitch, velocity in rendered:
+    for (on, off, pitch, velocity), heard in zip(rendered, sounding):
         events += [Event(on, 3, pitch, velocity), Event(off, 0, pitch)]
         lag = onset_lag(soundfont, line.instrument.program, pitch) if soundfont is not None else 0.0
-        notes.append((on / rate + lag, max(off / rate, on / rate + lag + MIN_BLOCKS * BLOCK / rate), pitch, velocity))
+        notes.append((on / rate + lag, max(heard.offset_s, on / rate + lag + MIN_BLOCKS * BLOCK / rate), pitch, velocity))
     return events, notes
 
 
 def compose(rng: np.random.Generator, split: str, config: BuildConfig) -> tuple[str, str, list[Line]]:
     """Choose a source, a soundfont and instruments, and make the lines of one example."""
-    soundfont, pool = timbre_choice(rng, split)
-    source = str(rng.choice(["random", "corpus", "solo"], p=config.source_weights))
+    soundfont, pool = timbre_choice(rng, split, config.soundfonts)
+    source = str(rng.choice(["random", "corpus", "solo", "idiom"][: len(config.source_weights)], p=config.source_weights))
+    if source == "idiom":
+        lines = idiom_piece(rng, pool, EXAMPLE_S)
+        if lines:
+            return "idiom:" + "+".join(line.role for line in lines), soundfont, lines
+        source = "random"
     works = _WORKS.get(source, [])
     if source in ("corpus", "solo") and works and (source == "corpus" or rng.random() < 0.5):
         work = works[int(rng.integers(len(works)))]
@@ -317,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--profile", choices=list(PROFILES), default="default",
+                       help="material mix: default (session 1-8 sets) or live (idioms, more banks)")
         p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
         p.add_argument("--corpus-works", type=int, default=400, help="multi-part corpus works to extract")
         p.add_argument("--corpus-monophonic", type=int, default=150, help="monophonic tunes to extract")
@@ -330,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--count", type=int, default=4)
     args = parser.parse_args(argv)
 
-    config = BuildConfig(seed=args.seed)
+    config = replace(PROFILES[args.profile], seed=args.seed)
     ensure_corpus(args.corpus, args.corpus_works, args.corpus_monophonic, args.workers)
     works = load_works(args.corpus)
     if args.command == "preview":

@@ -40,6 +40,7 @@ class Line:
     notes: list[Note]
     vibrato: int = 0  # modulation wheel (CC1) value, 0..127
     bends: list[tuple[float, int]] = field(default_factory=list)  # (time s, 14-bit pitch bend)
+    pedal: list[tuple[float, int]] = field(default_factory=list)  # (time s, sustain pedal CC64 value)
 
 
 @dataclass
