@@ -175,25 +175,24 @@ def piano_piece(rng: np.random.Generator, instrument: Instrument, duration_s: fl
 def guitar_voicing(rng: np.random.Generator, classes: list[int], root: int) -> list[tuple[int, int]]:
     """(string, pitch) pairs of a playable chord: the root on one of the three lowest strings, then one
     chord tone per higher string inside a four-fret hand position."""
-    bass_string = int(rng.choice([0, 1, 2]))
     position = int(rng.integers(0, 8))
+    frets = [0] + list(range(max(position, 1), min(position + 4, GUITAR_FRETS) + 1))
     chord: list[tuple[int, int]] = []
-    for string in range(bass_string, len(GUITAR_STRINGS)):
-        open_pitch = GUITAR_STRINGS[string]
-        frets = [0] + list(range(max(position, 1), min(position + 4, GUITAR_FRETS) + 1))
-        wanted = [root] if string == bass_string else classes
-        options = [open_pitch + f for f in frets if (open_pitch + f) % 12 in wanted]
+    for string in range(int(rng.choice([0, 1, 2])), len(GUITAR_STRINGS)):
+        wanted = classes if chord else [root]  # the lowest string played sounds the root
+        options = [GUITAR_STRINGS[string] + f for f in frets if (GUITAR_STRINGS[string] + f) % 12 in wanted]
         if options:
             chord.append((string, int(rng.choice(options))))
     return chord
 
 
-def guitar_part(rng: np.random.Generator, instrument: Instrument, duration_s: float) -> Line:
-    """Strummed chords (down strokes low to high, up strokes high to low, 5-30 ms between strings) or
-    finger-picked arpeggios; every string rings until it is played again or the chord changes."""
+def guitar_part(rng: np.random.Generator, instrument: Instrument, duration_s: float, style: str | None = None) -> Line:
+    """Strummed chords (``style`` "strum": down strokes low to high, up strokes high to low, 5-30 ms between
+    strings) or finger-picked arpeggios ("pick"); every string rings until it is played again or the chord
+    changes. Without a style, two in three parts strum."""
     harmony = random_harmony(rng, duration_s)
     bar_s = harmony.beat_s * harmony.beats_per_bar
-    style = str(rng.choice(["strum", "strum", "pick"]))
+    style = style or str(rng.choice(["strum", "strum", "pick"]))
     spread = float(rng.uniform(0.005, 0.03))
     base = float(rng.uniform(55, 105))
     ringing: dict[int, list] = {}  # string -> [onset, pitch, velocity]
@@ -225,9 +224,11 @@ def guitar_part(rng: np.random.Generator, instrument: Instrument, duration_s: fl
                     continue
                 strings = chord if stroke == "D" else list(reversed(chord))[: int(rng.integers(2, len(chord) + 1))]
                 accent = 12 if k == 0 else (0 if stroke == "D" else -12)
-                for j, (string, pitch) in enumerate(strings):
-                    t = t0 + k * step + j * spread * rng.uniform(0.7, 1.3)
+                gap = min(spread, 0.8 * step / len(strings))  # the stroke ends before the next one
+                t = t0 + k * step
+                for string, pitch in strings:
                     pluck(string, pitch, t, base + accent + rng.normal(0, 6))
+                    t += gap * rng.uniform(0.7, 1.3)
         else:
             order = [0, 3, 2, 4, 1, 5, 3, 4] if len(chord) >= 6 else list(range(len(chord))) * 2
             step = harmony.beat_s / float(rng.choice([2, 3, 4]))
@@ -246,7 +247,7 @@ def voice_line(rng: np.random.Generator, instrument: Instrument, duration_s: flo
     previous pitch (pitch bend), and breaths between phrases."""
     harmony = harmony or random_harmony(rng, duration_s)
     center = int(rng.integers(instrument.low + 6, instrument.high - 5))
-    pitches = harmony.pitches(center - 7, center + 9)
+    pitches = harmony.pitches(max(instrument.low, center - 7), min(instrument.high, center + 9))
     if len(pitches) < 3:
         return Line(instrument, "voice", [])
     base = float(rng.uniform(50, 110))
