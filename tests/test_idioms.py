@@ -48,6 +48,7 @@ def test_pedal_holds_the_sound_after_the_key_is_released() -> None:
     (dry_events, dry_notes), (wet_events, wet_notes) = (data.line_events(x, SAMPLE_RATE, "FluidR3_GM") for x in (dry, wet))
     assert dry_notes[0][1] == pytest.approx(0.5, abs=0.003)
     assert wet_notes[0][1] == pytest.approx(2.5, abs=0.003)  # the label follows the pedal
+    assert wet_notes[0][4] == pytest.approx(0.5, abs=0.003)  # and keeps the key release
     synth = Synth(soundfont_path("FluidR3_GM"), SAMPLE_RATE)
     n = 3 * SAMPLE_RATE
     dry_audio, wet_audio = synth.render(0, dry_events, n), synth.render(0, wet_events, n)
@@ -126,3 +127,22 @@ def test_room_and_noise_are_applied() -> None:
     only_noise = AugmentConfig(p_detune=0, p_reverb=0, p_noise=1, p_tilt=0, p_clip=0, gain_db=(0, 0), snr_db=(20, 20))
     noisy, _ = augment(dry, rng, only_noise)
     assert rms(noisy[tail]) > 1e-3 * rms(noisy[: int(0.3 * SAMPLE_RATE)])  # noise where the tone is silent
+
+
+def test_shards_keep_key_releases_and_training_can_target_them(tmp_path) -> None:
+    from rtamt.constants import HOP_S
+    from rtamt.training.dataset import ShardSet, SynthCrops
+
+    length = 8 * SAMPLE_RATE
+    notes = np.array([[3.0, 6.0, 60, 90, 0, 3.5]], dtype=np.float32)  # sounds to 6.0 s, key released at 3.5 s
+    example = data.Example(np.zeros(length, dtype=np.int16), notes, {"source": "test", "soundfont": "x", "instruments": []})
+    (tmp_path / "train").mkdir()
+    data.write_shard(tmp_path / "train", 0, [example])
+    shards = ShardSet(tmp_path / "train")
+    assert shards.examples[0].key_offs.tolist() == [3.5]
+    frames = {}
+    for key_offsets in (False, True):
+        crops = SynthCrops(tmp_path / "train", crop_frames=600, items=1, train=False, key_offsets=key_offsets)
+        frames[key_offsets] = float(crops[0]["frame"][60 - 24].sum())
+    assert frames[False] * HOP_S == pytest.approx(3.0, abs=0.05)
+    assert frames[True] * HOP_S == pytest.approx(0.5, abs=0.05)

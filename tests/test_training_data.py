@@ -41,7 +41,7 @@ def test_audio_starts_at_the_labelled_onsets(soundfont: str, program: int) -> No
     events, notes = data.line_events(line, SAMPLE_RATE, soundfont)
     synth = Synth(soundfont_path(soundfont), SAMPLE_RATE)
     audio = synth.render(program, events, 5 * SAMPLE_RATE)
-    for k, (onset_s, _, pitch, _) in enumerate(notes):
+    for k, (onset_s, _, pitch, *_) in enumerate(notes):
         without = synth.render(program, [e for e in events if e.a != pitch], 5 * SAMPLE_RATE)
         note = audio - without
         at = int(round(onset_s * SAMPLE_RATE))
@@ -82,7 +82,7 @@ def test_training_examples_use_training_timbres_only() -> None:
 def test_notes_stay_in_their_instruments_range() -> None:
     for index in range(6):
         ex = data.make_example("train", index, CONFIG)
-        for onset, offset, pitch, velocity, slot in ex.notes:
+        for onset, offset, pitch, velocity, slot, _key_off in ex.notes:
             inst = INSTRUMENTS[ex.meta["instruments"][int(slot)]["program"]]
             assert inst.low <= pitch <= inst.high
             assert 0 <= onset < offset <= len(ex.audio) / SAMPLE_RATE

@@ -52,6 +52,7 @@ class TrainConfig(RunConfig):
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     onset_width: int = 1
     stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
+    key_offsets: bool = False  # frame targets end at key releases, not when a pedalled note stops sounding
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
@@ -160,8 +161,9 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         print(f"fine-tuning from {config.init}", file=sys.stderr)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps,
-                           train=True, cqt=config.cqt, seed=config.seed)  # fmt: skip
-    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
+                           train=True, cqt=config.cqt, seed=config.seed, key_offsets=config.key_offsets)  # fmt: skip
+    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt,
+                           key_offsets=config.key_offsets)  # fmt: skip
     sampler = range(step * config.batch, config.steps * config.batch)  # resume where the data stream was
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch, sampler=sampler,
                                          num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip

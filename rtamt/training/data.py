@@ -4,7 +4,9 @@
     python -m rtamt.training.data preview --out data/synth/preview --count 4
 
 Layout: OUT/{train,valid,test}/shard-NNNNN.audio.npy (int16 mixes back to back, memory-mappable),
-shard-NNNNN.notes.npy (float32 rows: onset_s, offset_s, pitch, velocity, instrument slot, example) and
+shard-NNNNN.notes.npy (float32 rows: onset_s, offset_s, pitch, velocity, instrument slot, example, key_off_s;
+the offset is when the note stops sounding, the key-off when its key was released: they differ under the
+sustain pedal; sets built before the pedal have no key_off_s column) and
 shard-NNNNN.json (per example: offset, length, source, soundfont, instruments). Deterministic for a seed;
 an interrupted build resumes by skipping finished shards.
 
@@ -69,7 +71,7 @@ PROFILES: dict[str, BuildConfig] = {
 @dataclass
 class Example:
     audio: np.ndarray  # int16
-    notes: np.ndarray  # float32 (n, 5): onset, offset, pitch, velocity, instrument slot
+    notes: np.ndarray  # float32 (n, 6): onset, offset, pitch, velocity, instrument slot, key-off
     meta: dict
 
 
@@ -119,7 +121,9 @@ def onset_lag(soundfont: str, program: int, pitch: int) -> float | None:
 def line_events(
     line: Line, rate: int, soundfont: str | None = None
 ) -> tuple[list[Event], list[tuple[float, float, int, int]]]:
-    """Synth events on the 64-sample grid and the notes as they sound (times in seconds).
+    """Synth events on the 64-sample grid and the notes as they sound (onset, offset, pitch, velocity,
+    key-off; times in seconds). The offset is when the note stops sounding (the key-off, or under the
+    sustain pedal the pedal's release), the key-off when its key was released.
 
     A note that starts while the same key still sounds ends the earlier one there (one key, one voice).
     With a soundfont, each label's onset moves to the key's audible start and keys the soundfont leaves
@@ -149,7 +153,8 @@ def line_events(
     for (on, off, pitch, velocity), heard in zip(rendered, sounding):
         events += [Event(on, 3, pitch, velocity), Event(off, 0, pitch)]
         lag = onset_lag(soundfont, line.instrument.program, pitch) if soundfont is not None else 0.0
-        notes.append((on / rate + lag, max(heard.offset_s, on / rate + lag + MIN_BLOCKS * BLOCK / rate), pitch, velocity))
+        shortest = on / rate + lag + MIN_BLOCKS * BLOCK / rate
+        notes.append((on / rate + lag, max(heard.offset_s, shortest), pitch, velocity, max(off / rate, shortest)))
     return events, notes
 
 
@@ -192,10 +197,10 @@ def make_example(split: str, index: int, config: BuildConfig) -> Example:
         slot = len(instruments)
         instruments.append({"program": line.instrument.program, "name": line.instrument.name,
                             "family": line.instrument.family, "role": line.role})  # fmt: skip
-        rows += [(on, off, pitch, velocity, slot) for on, off, pitch, velocity in notes]
+        rows += [(on, off, pitch, velocity, slot, key_off) for on, off, pitch, velocity, key_off in notes]
     peak = np.abs(mix).max()
     audio = (mix / peak * 10 ** (-1 / 20) * 32767).astype(np.int16) if peak > 0 else mix.astype(np.int16)
-    notes = np.array(sorted(rows), dtype=np.float32).reshape(-1, 5)
+    notes = np.array(sorted(rows), dtype=np.float32).reshape(-1, 6)
     meta = {"split": split, "index": index, "source": source, "soundfont": soundfont, "instruments": instruments}
     return Example(audio, notes, meta)
 
@@ -219,7 +224,8 @@ def write_shard(directory: Path, shard: int, examples: list[Example]) -> None:
     audio = np.concatenate([ex.audio for ex in examples])
     offsets = np.cumsum([0] + [len(ex.audio) for ex in examples])
     notes = np.concatenate(
-        [np.column_stack([ex.notes, np.full(len(ex.notes), i, dtype=np.float32)]) for i, ex in enumerate(examples)]
+        [np.column_stack([ex.notes[:, :5], np.full(len(ex.notes), i, dtype=np.float32), ex.notes[:, 5:]])
+         for i, ex in enumerate(examples)]
     )
     np.save(f"{base}.audio.npy", audio)
     np.save(f"{base}.notes.npy", notes.astype(np.float32))

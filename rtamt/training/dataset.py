@@ -30,6 +30,7 @@ class ExampleRef:
     offset: int
     length: int
     notes: np.ndarray  # (n, 5) onset, offset, pitch, velocity, instrument slot
+    key_offs: np.ndarray  # (n,) key releases (the offsets where the set has no key-off column)
 
 
 class ShardSet:
@@ -45,8 +46,9 @@ class ShardSet:
             self.audio.append(np.load(f"{base}.audio.npy", mmap_mode="r"))
             notes = np.load(f"{base}.notes.npy")
             for i, ex in enumerate(meta["examples"]):
-                mine = notes[notes[:, 5] == i][:, :5]
-                self.examples.append(ExampleRef(shard, ex["offset"], ex["length"], mine))
+                rows = notes[notes[:, 5] == i]
+                key_offs = rows[:, 6] if rows.shape[1] > 6 else rows[:, 1]
+                self.examples.append(ExampleRef(shard, ex["offset"], ex["length"], rows[:, :5], key_offs))
         if not self.examples:
             raise FileNotFoundError(f"no shards under {self.directory} (build them with rtamt.training.data)")
 
@@ -73,6 +75,7 @@ class SynthCrops(torch.utils.data.Dataset):
         cqt: CQTConfig = CQTConfig(),
         augmentation: AugmentConfig = AugmentConfig(),
         seed: int = 0,
+        key_offsets: bool = False,
     ) -> None:
         self.shards = ShardSet(directory)
         self.crop_frames = crop_frames
@@ -81,6 +84,7 @@ class SynthCrops(torch.utils.data.Dataset):
         self.cqt = cqt
         self.augmentation = augmentation
         self.seed = seed
+        self.key_offsets = key_offsets  # frame targets end at key releases instead of when the sound ends
         self.epoch = 0
         self._frontend: Chain | None = None
 
@@ -118,6 +122,8 @@ class SynthCrops(torch.utils.data.Dataset):
         chain.reset()
         frames = chain.run([audio])[PREROLL_FRAMES:needed]
         notes = self.shards.examples[example].notes.copy()
+        if self.key_offsets:
+            notes[:, OFFSET] = self.shards.examples[example].key_offs
         notes[:, [ONSET, OFFSET]] = (notes[:, [ONSET, OFFSET]] - first_sample / SAMPLE_RATE) * time_scale
         labels = targets(notes, self.crop_frames, start_s=PREROLL_FRAMES * HOP_S)
         return {

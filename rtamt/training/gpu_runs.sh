@@ -39,6 +39,25 @@ if wanted backbone-onset; then
       --init models/checkpoints/backbone-gru.pt --lr 7e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
       --onset-alpha 0.4 >> "$runs/backbone-onset.log" 2>&1 &
 fi
+# Session 9 (issue 16): both shipped models continued on the "live" material (idioms, three banks):
+#   python -m rtamt.training.data build --profile live --hours 4 --valid-hours 0.5 --test-hours 0.5 --seed 3 \
+#       --out data/synth-live && python -m rtamt.training.pack pack --src data/synth-live --out pack \
+#       --train-shards 8 --quality 0.1                                                      # 58 MiB, here
+#   ONLY="backbone-live timbre-live" WORKERS=7 bash rtamt/training/gpu_runs.sh pack runs 7.6 1100 1100  # there
+if wanted backbone-live; then
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-live" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-onset.pt --lr 5e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
+      --onset-alpha 0.4 >> "$runs/backbone-live.log" 2>&1 &
+fi
+if wanted backbone-keys; then  # the same, frame targets ending at key releases (MAPS-style labels)
+  python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-keys" --steps "$backbone_steps" \
+      --init models/checkpoints/backbone-onset.pt --lr 5e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
+      --onset-alpha 0.4 --key-offsets >> "$runs/backbone-keys.log" 2>&1 &
+fi
+if wanted timbre-live; then
+  python3 -m rtamt.training.timbre train "${common[@]}" --out "$runs/timbre-live" --steps "$timbre_steps" \
+      --init models/checkpoints/timbre-gpu.pt --lr 7e-4 >> "$runs/timbre-live.log" 2>&1 &
+fi
 if wanted timbre-gpu; then
   python3 -m rtamt.training.timbre train "${common[@]}" --out "$runs/timbre-gpu" --steps "$timbre_steps" \
       --init models/checkpoints/timbre.pt --lr 1e-3 >> "$runs/timbre-gpu.log" 2>&1 &
