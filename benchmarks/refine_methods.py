@@ -78,7 +78,7 @@ def main() -> int:
     args = parser.parse_args()
     transcriber = build_transcriber(model_dir=args.models)
     runs = []
-    for frames, reference in model_frames(args.models, args.data, args.limit):
+    for frames, reference in model_frames(args.models, args.data, args.limit, min_instruments=2):
         assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config)
         assigner.process(frames)
         assigner.flush()

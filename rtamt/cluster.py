@@ -42,6 +42,10 @@ class ClusterConfig:
     merge_threshold: float = 0.95
     max_clusters: int | None = None
     exact: bool = False
+    register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
+
+
+REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
 
 
 @dataclass
@@ -53,10 +57,30 @@ class Cluster:
     last_note: int
     merged_into: int | None = None
     expired: bool = False
+    registers: dict[int, np.ndarray] = field(default_factory=dict)  # pitch band -> sum of its embeddings
 
     @property
     def centroid(self) -> np.ndarray:
         return self.total / (np.linalg.norm(self.total) + 1e-12)
+
+    def add(self, embedding: np.ndarray, pitch: int | None, sign: float = 1.0) -> None:
+        """Add (or with ``sign`` -1 remove) a note's embedding, in total and in its pitch band."""
+        self.total = self.total + sign * embedding
+        if pitch is not None:
+            band = pitch // REGISTER_SEMITONES
+            self.registers[band] = self.registers.get(band, np.zeros_like(embedding)) + sign * embedding
+
+    def similarity(self, embedding: np.ndarray, pitch: int | None, register_aware: bool) -> float:
+        """Cosine with the centroid or, register-aware, the larger of that and the cosine with the mean
+        of the cluster's notes in the band nearest ``pitch``: an instrument's timbre drifts with register,
+        so a note in a new register is judged against the cluster's notes closest to it."""
+        best = float(self.centroid @ embedding)
+        if register_aware and pitch is not None and self.registers:
+            band = pitch // REGISTER_SEMITONES
+            nearest = min(self.registers, key=lambda b: (abs(b - band), b))
+            local = self.registers[nearest]
+            best = max(best, float(local @ embedding / (np.linalg.norm(local) + 1e-12)))
+        return best
 
 
 class OnlineClusterer:
@@ -86,14 +110,21 @@ class OnlineClusterer:
     def _limit(self) -> int:
         return min(self.config.max_clusters or MAX_CHANNELS, MAX_CHANNELS)
 
-    def _new(self, embedding: np.ndarray, real: bool) -> int:
+    def _new(self, embedding: np.ndarray, real: bool, pitch: int | None = None) -> int:
         channel = None
         if real:
             channel, self.channels_used = self.channels_used, self.channels_used + 1
-        self.clusters.append(Cluster(embedding.copy(), 1, channel, self.note_count, self.note_count))
+        cluster = Cluster(np.zeros_like(embedding), 0, channel, self.note_count, self.note_count)
+        cluster.add(embedding, pitch)
+        cluster.notes = 1
+        self.clusters.append(cluster)
         return len(self.clusters) - 1
 
-    def assign(self, embedding: np.ndarray) -> tuple[int, bool]:
+    def _similarities(self, indices: list[int], embedding: np.ndarray, pitch: int | None) -> np.ndarray:
+        aware = self.config.register_aware
+        return np.array([self.clusters[i].similarity(embedding, pitch, aware) for i in indices])
+
+    def assign(self, embedding: np.ndarray, pitch: int | None = None) -> tuple[int, bool]:
         """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
         and whether the note is novel (then :meth:`update` judges it again when it ends)."""
         c = self.config
@@ -101,14 +132,14 @@ class OnlineClusterer:
         self._expire()
         real = self.real()
         if not real:
-            return self._new(embedding, real=True), False
-        sims = np.array([self.clusters[i].centroid @ embedding for i in real])
+            return self._new(embedding, real=True, pitch=pitch), False
+        sims = self._similarities(real, embedding, pitch)
         best = real[int(np.argmax(sims))]
         if sims.max() >= c.join_threshold or len(real) >= self._limit():
-            self._add(best, embedding)
+            self._add(best, embedding, pitch)
             return best, False
         if self._evidence(len(real)) <= 1:  # spawn at once
-            return self._new(embedding, real=True), False
+            return self._new(embedding, real=True, pitch=pitch), False
         return best, True  # sent on the nearest channel; judged on the whole note
 
     def _evidence(self, n_real: int) -> int:
@@ -116,40 +147,43 @@ class OnlineClusterer:
         c = self.config
         return 1 if (c.exact and c.max_clusters and n_real < c.max_clusters) else c.evidence
 
-    def _add(self, index: int, embedding: np.ndarray) -> None:
+    def _add(self, index: int, embedding: np.ndarray, pitch: int | None = None) -> None:
         cluster = self.clusters[index]
-        cluster.total = cluster.total + embedding
+        cluster.add(embedding, pitch)
         cluster.notes += 1
         cluster.last_note = self.note_count
         if cluster.channel is not None:
             self._merge()
 
-    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int) -> None:
+    def update(
+        self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int, pitch: int | None = None
+    ) -> None:
         """A note of ``frames`` frames has ended. A known note's whole-note embedding replaces its
         first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
         or counts as provisional evidence if it lasted ``evidence_min_frames``."""
         if not novel:
-            index = self.resolve(index)
-            self.clusters[index].total = self.clusters[index].total - first + full
-            if self.clusters[index].channel is not None:
+            cluster = self.clusters[self.resolve(index)]
+            cluster.add(first, pitch, sign=-1.0)
+            cluster.add(full, pitch)
+            if cluster.channel is not None:
                 self._merge()
             return
         real = self.real()
-        sims = np.array([self.clusters[i].centroid @ full for i in real])
+        sims = self._similarities(real, full, pitch)
         if sims.max() >= self.config.join_threshold or len(real) >= self._limit():
-            self._add(real[int(np.argmax(sims))], full)
+            self._add(real[int(np.argmax(sims))], full, pitch)
             return
         if frames < self.config.evidence_min_frames:
             return
         provisional = self._provisional()
         target = None
         if provisional:
-            psims = np.array([self.clusters[i].centroid @ full for i in provisional])
+            psims = self._similarities(provisional, full, pitch)
             if psims.max() >= self.config.join_threshold:
                 target = provisional[int(np.argmax(psims))]
-                self._add(target, full)
+                self._add(target, full, pitch)
         if target is None:
-            target = self._new(full, real=False)
+            target = self._new(full, real=False, pitch=pitch)
         if self.clusters[target].notes >= self._evidence(len(real)):
             self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
             self._merge()
@@ -162,6 +196,9 @@ class OnlineClusterer:
                 if ca.merged_into is None and cb.merged_into is None and ca.centroid @ cb.centroid >= self.config.merge_threshold:
                     older, younger = (a, b) if ca.born <= cb.born else (b, a)
                     self.clusters[older].total = self.clusters[older].total + self.clusters[younger].total
+                    for band, total in self.clusters[younger].registers.items():
+                        registers = self.clusters[older].registers
+                        registers[band] = registers.get(band, np.zeros_like(total)) + total
                     self.clusters[older].notes += self.clusters[younger].notes
                     self.clusters[younger].merged_into = older
 
@@ -273,7 +310,7 @@ class TimbreAssigner(Stage):
 
     def _assign(self, note: _Note, out: list[NoteEvent]) -> None:
         embedding = _unit(note.first)
-        note.cluster, note.novel = self.clusterer.assign(embedding)
+        note.cluster, note.novel = self.clusterer.assign(embedding, note.pitch)
         note.first = embedding
         timbre = self.clusterer.clusters[note.cluster].channel or 0
         out.append(replace(note.onset, decided=self.frame, timbre=timbre))
@@ -286,7 +323,7 @@ class TimbreAssigner(Stage):
         if note.cluster is None:  # ended inside its decision window: decide with what there is
             self._assign(note, out)
         full = _unit(note.total)
-        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames)
+        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
         self.finished.append((note.onset, off, full))

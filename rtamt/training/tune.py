@@ -238,9 +238,10 @@ class RecordedTracker(NoteTracker):
 ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
 
 
-def model_frames(model_dir: Path, split_dirs: list[Path], limit: int) -> ClusterData:
+def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int = 1) -> ClusterData:
     """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
-    ``limit`` examples with at least two instruments, taken from the splits in order."""
+    ``limit`` examples with at least ``min_instruments`` instruments, taken from the splits in order (solo
+    examples score whether one instrument stays on one channel)."""
     from rtamt.backbone import NoteModels, TimbreEncoder
     from rtamt.training.dataset import ShardSet
 
@@ -256,7 +257,7 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int) -> Cluster
             slots = sorted({int(n[4]) for n in example.notes})
             if len(out) >= limit:
                 break
-            if len(slots) < 2:
+            if len(slots) < min_instruments:
                 continue
             chain.reset()
             frames = chain.run([shards.segment(index, 0, example.length)])
@@ -273,6 +274,7 @@ CLUSTER_SEARCH: dict[str, list] = {
     "evidence_min_frames": [0, 8, 16, 24, 32, 48, 64],
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [2, 3, 4, 6],
+    "register_aware": [False, True],
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
@@ -357,7 +359,9 @@ def main_clusters(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")],
                         help="validation splits (e.g. data/synth/valid data/synth-valid2/valid)")
-    parser.add_argument("--limit", type=int, default=30, help="mixes of 2 or more instruments to use")
+    parser.add_argument("--limit", type=int, default=30, help="examples to use")
+    parser.add_argument("--min-instruments", type=int, default=1,
+                        help="leave out examples with fewer instruments (sessions 1-8 used 2: no solos)")
     parser.add_argument("--workers", type=int, default=1, help="processes scoring the mixes")
     parser.add_argument("--mode", choices=MODES, default="accurate",
                         help="tune with that mode's tracker settings and store as that mode's clusterer")
@@ -368,7 +372,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
     backbone = Backbone(args.models / "backbone.onnx")
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
-    data = model_frames(args.models, args.data, args.limit)
+    data = model_frames(args.models, args.data, args.limit, args.min_instruments)
     best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames,
                                        workers=args.workers)
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
@@ -378,7 +382,8 @@ def main_clusters(argv: list[str] | None = None) -> int:
     if args.write:
         write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
         write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
-                       json.dumps({"splits": [str(d) for d in args.data], "mixes": len(data), "separation_f": round(f, 4),
+                       json.dumps({"splits": [str(d) for d in args.data], "mixes": len(data),
+                                   "min_instruments": args.min_instruments, "separation_f": round(f, 4),
                                    "channels_equal_k": round(exact, 3)}))  # fmt: skip
     return 0
 
