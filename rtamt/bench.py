@@ -135,7 +135,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
 
     example = Path(__file__).resolve().parent.parent / "examples" / "duet"
     transcriber = build_transcriber(device_rate, model_dir, mode="low-latency")  # as `rtamt live`
-    resampler = transcriber.chain.stages[0]
+    resampler = transcriber.resampler
     audio, rate = read_all(example / "mix.flac")
     audio = resample(audio, rate, device_rate)
     total = int(minutes * 60 * device_rate)

@@ -1,23 +1,18 @@
-"""Command line: ``rtamt transcribe``, ``rtamt bench``."""
+"""Command line: a thin layer over the library (``rtamt transcribe``, ``live``, ``eval``, ``bench``, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from rtamt import __version__
-from rtamt.audio import AudioInputError, InputStats, probe, read_blocks
-from rtamt.constants import HOP_S
+from rtamt.audio import AudioInputError
 from rtamt.cqt import CQTConfig
-from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
-from rtamt.midi import channel_for, write_midi_file
-from rtamt.models import ModelError, models_dir
+from rtamt.models import ModelError
 from rtamt.pipeline import MODES, build_transcriber
-from rtamt.tracker import events_to_notes
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
@@ -25,52 +20,16 @@ EXIT_DEVICE = 4
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    info = probe(args.audio)
-    backbone = models_dir() / "backbone.onnx"
-    if not backbone.exists():
-        chain = build_frontend(info.samplerate)
-        frames = chain.run(read_blocks(args.audio))
-        print(f"front end: {len(frames)} frames of 8x252 HCQT ({len(frames) * HOP_S:.2f} s)")
-        print(f"rtamt: no note model ({backbone} is missing): {args.output} not written", file=sys.stderr)
-        return EXIT_NO_MODEL
-    transcriber = build_transcriber(info.samplerate, instruments=args.instruments, exact=args.exact, mode=args.mode)
-    stats = InputStats()
-    start = time.perf_counter()
-    events = transcriber.chain.run(read_blocks(args.audio, stats=stats))
-    elapsed = time.perf_counter() - start
-    print(f"{info.path}: {info.duration_s:.2f} s, {info.samplerate} Hz, {info.channels} channel(s)")
-    if stats.clipped:
-        print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
-    print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f})")
-    if args.refine and transcriber.assigner is not None:
-        timbres = args.instruments if args.exact else transcriber.assigner.timbres_found
-        events = refined_events(transcriber.assigner.completed, timbres)
-    timbres = [e.timbre for e in events]
-    notes = events_to_notes(events)
-    if notes:
-        pitches = [n[2] for n in notes]
-        print(f"found {len(notes)} notes, MIDI {min(pitches)}-{max(pitches)}, "
-              f"{notes[0][0]:.2f}-{max(n[1] for n in notes):.2f} s")  # fmt: skip
-        for timbre in sorted(set(timbres)):
-            mine = [e for e in events if e.on and e.timbre == timbre]
-            low, high = min(e.pitch for e in mine), max(e.pitch for e in mine)
-            print(f"  timbre {timbre + 1} (MIDI channel {channel_for(timbre) + 1}): {len(mine)} notes, MIDI {low}-{high}")
-    else:
-        print("found no notes")
-    tracks = write_midi_file(args.output, events, timbres)
-    if transcriber.assigner is None:
-        mode = "no timbre model yet: every note on channel 1"
-    else:
-        mode = "timbres refined in hindsight" if args.refine else "timbres assigned online"
+    from rtamt.api import transcribe
+
+    result = transcribe(args.audio, models=args.models, mode=args.mode, instruments=args.instruments,
+                        exact=args.exact, refine=args.refine)  # fmt: skip
+    print(result.summary())
+    tracks = result.to_midi(args.output)
+    mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",
+            "refined": "timbres refined in hindsight"}[result.timbres]
     print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
     return 0
-
-
-def refined_events(completed: list, timbres: int) -> list:
-    """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``timbres``."""
-    from rtamt.cluster import refine, relabel
-
-    return sorted(relabel(completed, refine(completed, timbres)), key=lambda e: (e.frame, e.on))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -160,6 +119,11 @@ def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
                              f"(default {default})")  # fmt: skip
 
 
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to use instead of "
+                                                    "the shipped models (or set RTAMT_MODELS)")  # fmt: skip
+
+
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
@@ -179,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mode_option(transcribe, "accurate")
     transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
+    add_models_option(transcribe)
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -189,8 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
-    evaluate.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to evaluate "
-                                                      "instead of the shipped models")  # fmt: skip
+    add_models_option(evaluate)
     add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 

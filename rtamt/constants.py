@@ -35,6 +35,7 @@ N_HARMONICS: int = len(HARMONIC_SHIFTS)
 N_HCQT_BINS: int = 3 * N_PITCHES  # 252
 
 DEFAULT_BLOCK: int = 1024  # samples per block when reading files
+MAX_INPUT_CHANNELS: int = 256  # an array with more columns than this is taken for (channels, samples): refused
 
 
 def bin_frequencies() -> np.ndarray:

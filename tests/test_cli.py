@@ -67,15 +67,13 @@ def test_bundled_example_is_small_and_matches_its_ground_truth() -> None:
     assert len(note_ons) == len(rows)
 
 
-def test_transcribe_runs_the_front_end_and_says_why_it_stops(
+def test_transcribe_without_a_model_says_why_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rtamt.cli.models_dir", lambda: tmp_path / "no-models")
+    monkeypatch.setenv("RTAMT_MODELS", str(tmp_path / "no-models"))
     out = tmp_path / "duet.mid"
     assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(out)]) == 3
-    captured = capsys.readouterr()
-    assert "front end: 1" in captured.out and "frames of 8x252 HCQT" in captured.out
-    assert "no note model" in captured.err and "not written" in captured.err
+    assert "backbone.onnx: model file not found" in capsys.readouterr().err
     assert not out.exists()
 
 
