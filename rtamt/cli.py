@@ -13,10 +13,12 @@ from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
 from rtamt.models import ModelError
 from rtamt.pipeline import MODES, build_transcriber
+from rtamt.plugins import PluginError
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
 EXIT_DEVICE = 4
+EXIT_USAGE = 5  # a plugin or configuration that cannot be found or built
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -64,12 +66,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.live import run_live
 
-    summary = run_live(
-        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
-        args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
-    )  # fmt: skip
+    transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
+                                    mode=args.mode)  # fmt: skip
+    midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
+    sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port})
+    summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
     print(json.dumps(summary), file=sys.stderr)
     return 0
+
+
+def live_sink_specs(args: argparse.Namespace) -> list[str]:
+    """The sinks ``rtamt live`` sends to: every --sink, else the MIDI port (unless --no-midi); plus JSON lines
+    on stdout with --events json."""
+    specs = list(args.sink or ([] if args.no_midi else ["midi-port"]))
+    if args.events == "json":
+        specs.append("jsonl")
+    return specs
+
+
+def open_sinks(specs: list[str], defaults: dict[str, dict]) -> list:
+    """Build every sink a spec names (``defaults`` by sink name); if one fails, close those already open."""
+    from rtamt.plugins import make, parse_spec
+
+    sinks: list = []
+    try:
+        for spec in specs:
+            sinks.append(make("sinks", spec, defaults.get(parse_spec(spec)[0])))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -167,10 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--midi-port", help="send to an existing MIDI output port (name part)")
     port.add_argument("--no-midi", action="store_true", help="do not send MIDI (use with --events json)")
     live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
-    live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
+    live.add_argument("--events", choices=["json"], help="also print every note event on stdout (the jsonl sink)")
+    live.add_argument("--sink", action="append", metavar="SPEC",
+                      help="send events here (repeatable): midi-port, midi-file:path=F.mid, jsonl[:path=F], "
+                           "osc:host=H,port=P, an installed plugin's name or module:attr; options after a "
+                           "colon as key=value,... (rtamt plugins lists them; default: midi-port)")  # fmt: skip
     live.add_argument("--quiet", action="store_true", help="no status line")
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
+    add_models_option(live)
     live.set_defaults(func=cmd_live)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")
@@ -202,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except LiveError as err:
         print(f"\nrtamt: {err}", file=sys.stderr)
         return EXIT_DEVICE
+    except PluginError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
