@@ -42,7 +42,8 @@ class Stage(ABC):
 
 class Chain:
     """Stages run in order; the output of each is the input of the next. List-like: ``len(chain)``,
-    ``chain[i]``, ``chain["cqt"]`` (by stage name), ``chain.index(name)``, ``chain.insert(i, stage)``;
+    ``chain[i]``, ``chain["cqt"]`` (by stage name, also to replace one), ``chain.index(name)``,
+    ``chain.insert(i, stage)``;
     calling the chain processes a block. The input's sample rate belongs to the stream, not to the chain:
     :meth:`start` sets it (on every stage that takes one) and starts a fresh stream."""
 
@@ -61,6 +62,10 @@ class Chain:
         if isinstance(key, slice):
             return Chain(self.stages[key])
         return self.stages[key]
+
+    def __setitem__(self, key: int | str, stage: Stage) -> None:
+        """Replace the stage at a position or of a name."""
+        self.stages[self.index(key) if isinstance(key, str) else key] = stage
 
     def __contains__(self, name: object) -> bool:
         return any(stage.name == name for stage in self.stages)

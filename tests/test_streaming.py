@@ -89,6 +89,9 @@ def test_chain_is_list_like_and_takes_the_rate_per_stream() -> None:
     chain.insert(chain.index("harmonic-stack"), norm)
     assert len(chain) == 4 and chain[1] is cqt and chain["energy-norm"] is norm and "cqt" in chain
     assert list(chain) == [resampler, cqt, norm, stack] and len(chain[1:]) == 3
+    chain["energy-norm"] = replacement = EnergyNorm(attack_s=0.1)
+    assert chain[2] is replacement
+    chain[2] = norm
     with pytest.raises(KeyError, match="no stage named 'nope'"):
         chain["nope"]
     with pytest.raises(ValueError, match="sample rate is not set"):
