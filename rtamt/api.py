@@ -102,14 +102,16 @@ class Transcription:
 def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                models: str | os.PathLike | None = None, mode: str = "accurate",
                instruments: int | None = None, exact: bool = False, refine: bool = False,
-               block_size: int = DEFAULT_BLOCK) -> Transcription:  # fmt: skip
+               block_size: int = DEFAULT_BLOCK,
+               transcriber: Transcriber | None = None) -> Transcription:  # fmt: skip
     """Transcribe an audio file (anything libsndfile reads) or an array of samples.
 
     An array needs its ``sample_rate`` (no rate is assumed); ``(samples, channels)`` arrays are downmixed.
     NaN or infinite samples and empty input raise :class:`~rtamt.audio.AudioInputError`. ``instruments``
     caps the number of timbres (exactly that many with ``exact``); ``refine`` re-clusters all notes in
     hindsight; ``mode`` picks the accurate or the low-latency settings; ``models`` a folder of models
-    other than the shipped ones."""
+    other than the shipped ones. ``transcriber``: one built beforehand (e.g. with stages inserted into its
+    chain), reused for this stream; its own models and settings then apply."""
     stats = InputStats()
     if isinstance(audio, (str, os.PathLike)):
         info = probe(audio)
@@ -129,7 +131,9 @@ def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = 
         channels = array.shape[1] if array.ndim == 2 else 1
         source, rate, length = "array", int(sample_rate), len(mono)
         blocks = (mono[i : i + block_size] for i in range(0, len(mono), block_size))
-    transcriber = Transcriber(rate, models=models, mode=mode, instruments=instruments, exact=exact)
+    if transcriber is None:
+        transcriber = Transcriber(models=models, mode=mode, instruments=instruments, exact=exact)
+    transcriber.start(rate)
     start = time.perf_counter()
     events = transcriber.run(blocks)
     elapsed = time.perf_counter() - start

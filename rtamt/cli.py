@@ -12,8 +12,9 @@ from rtamt.audio import AudioInputError
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
 from rtamt.models import ModelError
-from rtamt.pipeline import MODES, build_transcriber
+from rtamt.pipeline import MODES, Transcriber, build_transcriber
 from rtamt.plugins import PluginError
+from rtamt.rig import Rig, load_rig
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
@@ -24,8 +25,8 @@ EXIT_USAGE = 5  # a plugin or configuration that cannot be found or built
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from rtamt.api import transcribe
 
-    result = transcribe(args.audio, models=args.models, mode=args.mode, instruments=args.instruments,
-                        exact=args.exact, refine=args.refine)  # fmt: skip
+    result = transcribe(args.audio, instruments=args.instruments, exact=args.exact, refine=args.refine,
+                        transcriber=build_rig_transcriber(args))  # fmt: skip
     print(result.summary())
     tracks = result.to_midi(args.output)
     mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",
@@ -66,30 +67,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.live import run_live
 
-    transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
-                                    mode=args.mode)  # fmt: skip
+    transcriber = build_rig_transcriber(args)
     midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
-    sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port})
+    sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
     summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
     print(json.dumps(summary), file=sys.stderr)
     return 0
 
 
+def build_rig_transcriber(args: argparse.Namespace) -> Transcriber:
+    """The chain the options (and the rig file's settings) describe, with the rig's stages inserted."""
+    transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
+                                    mode=args.mode)  # fmt: skip
+    if args.rig is not None:
+        args.rig.insert_stages(transcriber.chain)
+    return transcriber
+
+
 def live_sink_specs(args: argparse.Namespace) -> list[str]:
-    """The sinks ``rtamt live`` sends to: every --sink, else the MIDI port (unless --no-midi); plus JSON lines
-    on stdout with --events json."""
-    specs = list(args.sink or ([] if args.no_midi else ["midi-port"]))
+    """The sinks ``rtamt live`` sends to besides the rig file's: every --sink, else (when the rig names
+    none either) the MIDI port unless --no-midi; plus JSON lines on stdout with --events json."""
+    default = [] if args.no_midi or (args.rig is not None and args.rig.sinks) else ["midi-port"]
+    specs = list(args.sink or default)
     if args.events == "json":
         specs.append("jsonl")
     return specs
 
 
-def open_sinks(specs: list[str], defaults: dict[str, dict]) -> list:
-    """Build every sink a spec names (``defaults`` by sink name); if one fails, close those already open."""
-    from rtamt.plugins import make, parse_spec
+def open_sinks(specs: list[str], defaults: dict[str, dict], rig: Rig | None = None) -> list:
+    """Build the rig file's sinks and every sink a spec names (``defaults`` by sink name); if one fails,
+    close those already open."""
+    from rtamt.plugins import build, make, parse_spec
 
     sinks: list = []
     try:
+        for entry in rig.sinks if rig is not None else []:
+            options = {k: v for k, v in entry.items() if k != "name"}
+            sinks.append(build("sinks", entry["name"], {**defaults.get(entry["name"], {}), **options}))
         for spec in specs:
             sinks.append(make("sinks", spec, defaults.get(parse_spec(spec)[0])))
     except BaseException:
@@ -97,6 +111,17 @@ def open_sinks(specs: list[str], defaults: dict[str, dict]) -> list:
             sink.close()
         raise
     return sinks
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rtamt.plugins import GROUPS, listing
+
+    for kind, found in listing().items():
+        print(f"{kind} (entry-point group {GROUPS[kind]}):")
+        width = max(map(len, found), default=0)
+        for name, origin in found.items():
+            print(f"  {name:<{width}}  {origin}")
+    return 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -151,6 +176,12 @@ def add_models_option(parser: argparse.ArgumentParser) -> None:
                                                     "the shipped models (or set RTAMT_MODELS)")  # fmt: skip
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="RIG.toml",
+                        help="a rig file: settings (mode, instruments, exact, models), [[stages]] to insert "
+                             "and [[sinks]]; options on the command line win")  # fmt: skip
+
+
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
@@ -171,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
     add_models_option(transcribe)
+    add_config_option(transcribe)
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -203,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
     add_models_option(live)
+    add_config_option(live)
     live.set_defaults(func=cmd_live)
+
+    plugins = sub.add_parser("plugins", help="list the sinks and stages available by name (built in, installed)")
+    plugins.set_defaults(func=cmd_plugins)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")
     devices.set_defaults(func=cmd_devices)
@@ -218,11 +254,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
     add_frontend_options(bench)
     bench.set_defaults(func=cmd_bench)
+    parser.commands = {"transcribe": transcribe, "live": live}  # the commands that take --config
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; with --config, the rig file's settings become the command's defaults and the command line is
+    parsed again (so its options win). ``args.rig`` is the rig (None without --config)."""
+    args = parser.parse_args(argv)
+    rig = None
+    if getattr(args, "config", None) is not None:
+        rig = load_rig(args.config)
+        parser.commands[args.command].set_defaults(**rig.settings)
+        args = parser.parse_args(argv)
+    args.rig = rig
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(build_parser(), argv)
+    except PluginError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except AudioInputError as err:

@@ -91,11 +91,16 @@ def load(kind: str, target: str) -> Callable:
     raise PluginError(f"no {kind[:-1]} named {target!r}; available: {', '.join(known)} (or module:attr)")
 
 
-def make(kind: str, spec: str, defaults: dict[str, str] | None = None) -> object:
-    """Build the plugin a spec names, its options over ``defaults``."""
-    target, options = parse_spec(spec)
+def build(kind: str, target: str, options: dict | None = None) -> object:
+    """The plugin ``target`` built with keyword ``options``."""
     factory = load(kind, target)
     try:
-        return factory(**{**(defaults or {}), **options})
+        return factory(**(options or {}))
     except TypeError as err:
         raise PluginError(f"{kind[:-1]} {target!r}: {err}") from None
+
+
+def make(kind: str, spec: str, defaults: dict | None = None) -> object:
+    """Build the plugin a spec names, its options over ``defaults``."""
+    target, options = parse_spec(spec)
+    return build(kind, target, {**(defaults or {}), **options})

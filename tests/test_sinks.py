@@ -91,7 +91,7 @@ def test_sink_specs_parse_names_options_and_module_attrs() -> None:
         parse_spec("osc:9000")
 
 
-def test_where_virtual_ports_cannot_exist_the_message_names_midi_port(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_virtual_ports_the_message_names_midi_port(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("rtmidi")
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(LiveError, match="loopback MIDI driver .*loopMIDI.*--midi-port NAME"):

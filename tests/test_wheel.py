@@ -28,9 +28,9 @@ def test_the_built_wheel_installed_elsewhere_transcribes_like_the_checkout(tmp_p
     pytest.importorskip("setuptools")
     wheels = tmp_path / "wheels"
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "data", "runs", "pack", "build",
-                                                                "*.egg-info", "__pycache__", ".pytest_cache",
-                                                                ".hypothesis", "checkpoints"))  # fmt: skip
+    skip = shutil.ignore_patterns(".venv", ".git", "data", "runs", "pack", "build", "*.egg-info",
+                                  "__pycache__", ".pytest_cache", ".hypothesis", "checkpoints")  # fmt: skip
+    shutil.copytree(ROOT, source, ignore=skip)
     build = run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-v",
                  "-w", str(wheels)], source)  # fmt: skip
     assert "SetuptoolsDeprecationWarning" not in build.stdout + build.stderr
@@ -54,7 +54,8 @@ def test_the_built_wheel_installed_elsewhere_transcribes_like_the_checkout(tmp_p
     in_tree = tmp_path / "in-tree.mid"
     transcribe(EXAMPLE).to_midi(in_tree)
     assert out.read_bytes() == in_tree.read_bytes()
-    summary = run([str(python), "-c", f"import rtamt; print(rtamt.transcribe({str(EXAMPLE)!r}))"], tmp_path, env)
+    code = f"import rtamt; print(rtamt.transcribe({str(EXAMPLE)!r}))"  # as the README documents
+    summary = run([str(python), "-c", code], tmp_path, env)
     assert "found 4" in summary.stdout and "timbre 2" in summary.stdout
     version = run([str(venv / "bin" / "rtamt"), "--version"], tmp_path, env)
     assert version.stdout.startswith("rtamt ")
