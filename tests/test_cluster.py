@@ -3,8 +3,6 @@ channels fixed at note-on, separation scoring, hindsight refinement."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st

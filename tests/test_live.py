@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from rtamt.audio import read_blocks
+from rtamt.audio import read_all, read_blocks
 from rtamt.evaluate import note_metrics, read_notes_csv
 from rtamt.live import LiveEngine, RingBuffer, feed_file
 from rtamt.pipeline import build_transcriber
@@ -105,11 +106,15 @@ def test_end_to_end_through_jack() -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_live_stops_cleanly_on_signals_even_when_started_ignoring_sigint(signum: int) -> None:
+def test_live_stops_cleanly_on_signals_even_when_started_ignoring_sigint(signum: int, tmp_path: Path) -> None:
     """A background job of a script starts with SIGINT ignored; Ctrl-C or a kill must still end the stream
-    promptly with a note-off for every note-on."""
+    promptly with a note-off for every note-on. The input lasts a minute, so only the signal can end the
+    run within 20 s of audio."""
+    audio, rate = read_all(EXAMPLE / "mix.flac")
+    long_input = tmp_path / "long.flac"
+    sf.write(long_input, np.tile(audio, 4), rate)  # 72 s
     live = subprocess.Popen(
-        [sys.executable, "-m", "rtamt", "live", "--input", str(EXAMPLE / "mix.flac"), "--realtime", "--no-midi",
+        [sys.executable, "-m", "rtamt", "live", "--input", str(long_input), "--realtime", "--no-midi",
          "--events", "json", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
