@@ -157,7 +157,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "sustained_start_decision_ms": round((transcriber.tracker.config.sustain_frames - 1) * HOP_S * 1000, 2),
     }  # fmt: skip
     if transcriber.assigner is not None:  # the note-on waits for the timbre decision window
-        algorithmic["timbre_decision_ms"] = round(transcriber.assigner.latency_s * 1000, 2)
+        algorithmic["timbre_decision_ms"] = round(transcriber.assigner.decision_window_s * 1000, 2)
     result = {
         "benchmark": "latency",
         "algorithmic": algorithmic,

@@ -76,11 +76,21 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def build_rig_transcriber(args: argparse.Namespace) -> Transcriber:
-    """The chain the options (and the rig file's settings) describe, with the rig's stages inserted."""
+    """The chain the options (and the rig file's settings) describe, with the rig's stages inserted and its
+    tracker and clusterer settings over the model file's."""
     transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
                                     mode=args.mode)  # fmt: skip
-    if args.rig is not None:
-        args.rig.insert_stages(transcriber.chain)
+    rig = args.rig
+    if rig is None:
+        return transcriber
+    if rig.tracker or rig.clusterer:
+        tracker = rig.override(transcriber.tracker.config, rig.tracker, "tracker")
+        clusters = transcriber.assigner.config if transcriber.assigner is not None else None
+        if rig.clusterer and clusters is not None:
+            clusters = rig.override(clusters, rig.clusterer, "clusterer")
+        transcriber = build_transcriber(model_dir=args.models, tracker=tracker, clusters=clusters,
+                                        instruments=args.instruments, exact=args.exact, mode=args.mode)  # fmt: skip
+    rig.insert_stages(transcriber.chain)
     return transcriber
 
 

@@ -74,9 +74,9 @@ class Transcriber:
             if clusters is None:
                 clusters = ClusterConfig(**json.loads(encoder.meta[clusters_key])) if clusters_key else ClusterConfig()
             clusters = replace(clusters, max_clusters=instruments or clusters.max_clusters, exact=exact or clusters.exact)
-            self.assigner = TimbreAssigner(tracker, clusters)
-            self.tracker = self.assigner.tracker
-            self.chain = Chain([*front, NoteModels(backbone, encoder), self.assigner])
+            self.tracker = NoteTracker(tracker, keep_frames=True)
+            self.assigner = TimbreAssigner(tracker, clusters, tracked=True)
+            self.chain = Chain([*front, NoteModels(backbone, encoder), self.tracker, self.assigner])
         else:
             self.tracker = NoteTracker(tracker)
             self.chain = Chain([*front, backbone, self.tracker])

@@ -115,3 +115,21 @@ def test_a_bad_rig_file_is_a_clear_error(tmp_path: Path, text: str, message: str
         load_rig(rig)
     assert main(["live", "--input", str(EXAMPLE), "--config", str(rig)]) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+def test_rig_tracker_and_clusterer_settings_override_the_model_files(tmp_path: Path) -> None:
+    from rtamt.cli import build_parser, build_rig_transcriber, parse_args
+    from rtamt.pipeline import build_transcriber
+
+    rig = tmp_path / "rig.toml"
+    rig.write_text("[tracker]\nonset_threshold = 0.9\n[clusterer]\njoin_threshold = 0.5\n")
+    args = parse_args(build_parser(), ["transcribe", "x.flac", "-o", "x.mid", "--config", str(rig)])
+    shipped = build_transcriber()
+    transcriber = build_rig_transcriber(args)
+    assert transcriber.tracker.config.onset_threshold == 0.9 and transcriber.assigner.config.join_threshold == 0.5
+    assert transcriber.tracker.config.sustain_frames == shipped.tracker.config.sustain_frames
+    assert transcriber.assigner.config.evidence_min_frames == shipped.assigner.config.evidence_min_frames
+    rig.write_text("[tracker]\nonset_treshold = 0.9\n")
+    args = parse_args(build_parser(), ["transcribe", "x.flac", "-o", "x.mid", "--config", str(rig)])
+    with pytest.raises(PluginError, match="unknown settings \\['onset_treshold'\\]"):
+        build_rig_transcriber(args)
