@@ -43,11 +43,6 @@ def bin_frequencies() -> np.ndarray:
     return FMIN * 2.0 ** (np.arange(N_BINS) / BINS_PER_OCTAVE)
 
 
-def frame_time(frame: int | np.ndarray) -> float | np.ndarray:
-    """Time stamp in seconds of frame index ``frame``."""
-    return frame * HOP_S
-
-
 def pitch_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
     """Equal-tempered frequency of a MIDI pitch (A4 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)

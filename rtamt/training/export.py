@@ -35,6 +35,7 @@ class RunConfig:
     init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
     valid_items: int = 96
     checkpoint_every: int = 100
+    stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
 
     @property
     def cqt(self) -> CQTConfig:
