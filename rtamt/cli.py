@@ -70,7 +70,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     transcriber = build_rig_transcriber(args)
     midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
     sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
-    summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
+    try:
+        summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
+    finally:  # run_live closes them after the stream; this covers a failure before it starts
+        for sink in sinks:
+            sink.close()
     print(json.dumps(summary), file=sys.stderr)
     return 0
 

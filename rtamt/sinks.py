@@ -27,7 +27,7 @@ OSC_ADDRESS = "/rtamt/note"
 
 @runtime_checkable
 class EventSink(Protocol):
-    """Anything with ``send(event)`` and ``close()`` can be a sink."""
+    """Anything with ``send(event)`` and ``close()`` can be a sink (a second ``close`` must do nothing)."""
 
     def send(self, event: NoteEvent) -> None: ...
 
@@ -45,6 +45,7 @@ class Sink(ABC):
         self.sounding: dict[tuple[int, int], NoteEvent] = {}  # (timbre, pitch) -> its note-on
         self.sent = 0  # note-ons sent
         self._frame = 0  # latest frame seen: where close() ends what still sounds
+        self.closed = False
 
     def send(self, event: NoteEvent) -> None:
         key = (event.timbre, event.pitch)
@@ -73,6 +74,10 @@ class Sink(ABC):
         """Give back what the sink holds (port, file); called once by :meth:`close`."""
 
     def close(self) -> None:
+        """End every sounding note and release the sink; a second call does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         self.all_off()
         self.release()
 

@@ -54,6 +54,9 @@ def test_sink_ends_restrikes_drops_stray_offs_and_closes_every_sounding_note() -
                                                             (True, 64, 7), (False, 60, 9)]  # fmt: skip
     sink.close()
     assert sink.got[-1] == NoteEvent(False, 64, 9, 9, 0, 1) and sink.released and not sink.sounding
+    sink.released = False
+    sink.close()  # a second close does nothing
+    assert not sink.released
 
 
 def test_midi_file_sink_writes_one_track_per_timbre_and_ends_hanging_notes(tmp_path: Path) -> None:
@@ -145,3 +148,17 @@ def test_an_unknown_sink_is_a_clear_error() -> None:
     run = subprocess.run([sys.executable, "-m", "rtamt", "live", "--input", str(EXAMPLE), "--quiet",
                           "--sink", "nope"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 5 and "no sink named 'nope'" in run.stderr
+
+
+def test_sinks_are_closed_when_the_input_cannot_be_opened(tmp_path: Path) -> None:
+    """The MIDI file sink still writes its (empty) file: the sinks opened before the input failed are
+    closed."""
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as err:  # PortAudio missing: the device lookup itself fails
+        pytest.skip(f"needs PortAudio (apt-get install libportaudio2): {err}")
+    out = tmp_path / "never.mid"
+    run = subprocess.run([sys.executable, "-m", "rtamt", "live", "--input", "no-such-device-xyz", "--quiet",
+                          "--sink", f"midi-file:path={out}"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    assert out.exists() and len(mido.MidiFile(out).tracks) == 1
