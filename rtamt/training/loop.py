@@ -86,7 +86,7 @@ def train_loop(data: Path, out: Path, config: RunConfig, task: Task, device: tor
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
             optimizer.step()
-            running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         scheduler.step()
         step += 1
         audio_s += config.batch * config.crop_frames * HOP_S
