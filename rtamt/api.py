@@ -46,7 +46,7 @@ def notes_of(events: Iterable[NoteEvent]) -> list[Note]:
     return sorted(notes)
 
 
-@dataclass
+@dataclass(repr=False)
 class Transcription:
     """What :func:`transcribe` found. ``events`` are the chain's note events in stream order; ``notes``
     pairs them; ``to_midi`` writes them; ``summary()`` (also ``str()``) is what ``rtamt transcribe``
@@ -97,6 +97,10 @@ class Transcription:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        return (f"Transcription({self.source!r}, {len(self.notes)} notes, timbres {self.timbres}, "
+                f"{self.duration_s:.2f} s)")  # fmt: skip
 
 
 def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,

@@ -32,6 +32,7 @@ def test_transcribe_a_file_returns_notes_on_timbre_channels(duet: rtamt.Transcri
     assert {n.channel for n in notes} == {1, 2}  # flute and cello
     assert notes == sorted(notes)
     assert duet.sample_rate == 44_100 and duet.timbres == "online"
+    assert repr(duet) == f"Transcription({str(EXAMPLE)!r}, {len(notes)} notes, timbres online, 18.11 s)"
     summary = str(duet)
     assert f"found {len(notes)} notes" in summary and "timbre 2 (MIDI channel 2)" in summary
 
@@ -60,7 +61,8 @@ def test_array_input_errors_are_clear() -> None:
 
 
 def test_streaming_transcriber_in_any_chunking_equals_transcribe(duet: rtamt.Transcription) -> None:
-    audio, rate = sf.read(EXAMPLE, dtype="float32")
+    mono, rate = sf.read(EXAMPLE, dtype="float32")
+    audio = np.stack([mono, mono], axis=1)  # (samples, 2) blocks, downmixed block by block
     transcriber = rtamt.Transcriber()
     with pytest.raises(ValueError, match="sample rate first"):
         transcriber.process(audio[:512])
