@@ -45,6 +45,16 @@ def split_randomly(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return blocks
 
 
+def setuptools_too_old() -> str | None:
+    """Why this environment cannot build rtamt's wheel without build isolation (None when it can)."""
+    try:
+        import setuptools
+    except ImportError:
+        return "needs setuptools (the test extra)"
+    major = int(setuptools.__version__.split(".")[0])
+    return None if major >= 77 else f"needs setuptools >= 77 (SPDX licence field), found {setuptools.__version__}"
+
+
 def synth_missing() -> str | None:
     """Why FluidSynth rendering cannot run here (None when it can): the library and the Debian soundfonts
     come from apt packages (.ci/run), which a plain pip install does not bring."""

@@ -17,6 +17,7 @@ from rtamt.chain import Chain
 from rtamt.cli import EXIT_USAGE, main
 from rtamt.plugins import PluginError
 from rtamt.rig import load_rig
+from tests.conftest import setuptools_too_old
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "duet" / "mix.flac"
@@ -26,7 +27,8 @@ PLUGIN = ROOT / "examples" / "rtamt-print-sink"
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of a Python where the example plugin package is installed (pip --target)."""
-    pytest.importorskip("setuptools")
+    if reason := setuptools_too_old():
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("plugin")
     source = tmp / "source"
     shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rtamt.api import transcribe
+from tests.conftest import setuptools_too_old
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "duet" / "mix.flac"
@@ -25,7 +26,8 @@ def run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.Co
 
 
 def test_the_built_wheel_installed_elsewhere_transcribes_like_the_checkout(tmp_path: Path) -> None:
-    pytest.importorskip("setuptools")
+    if reason := setuptools_too_old():
+        pytest.skip(reason)
     wheels = tmp_path / "wheels"
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
     skip = shutil.ignore_patterns(".venv", ".git", "data", "runs", "pack", "build", "*.egg-info",
