@@ -74,8 +74,8 @@ def test_live_engine_from_a_file_equals_the_offline_chain(random_model_dir: Path
     assert sum(event.on for event in expected) >= 100, "no events: the comparison would prove nothing"
     events = []
     sink = JsonLinesSink(tmp_path / "events.jsonl")
-    live = build_transcriber(model_dir=random_model_dir, tracker=RANDOM_MODEL_TRACKER)
-    engine = LiveEngine(live, 44_100, 1, [sink],
+    live = build_transcriber(model_dir=random_model_dir, tracker=RANDOM_MODEL_TRACKER)  # no rate: set per stream
+    engine = LiveEngine(live.chain, 44_100, 1, [sink],
                         on_event=lambda event, now: events.append(event), max_backlog_s=None)  # fmt: skip
     engine.start()
     feed_file(engine, str(EXAMPLE / "mix.flac"), realtime=False)
