@@ -23,8 +23,9 @@ $(VENV)/.test: $(VENV)/.runtime
 demo: $(VENV)/.runtime
 	$(BIN)/rtamt transcribe $(EXAMPLE)/mix.flac -o duet.transcribed.mid
 
-## Run the test suite.
+## Lint (ruff, settings in pyproject.toml) and run the test suite.
 test: $(VENV)/.test
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 ## Benchmarks: writes JSON results under benchmarks/results/ (BACH10 expected at ../shared/data/bach10).

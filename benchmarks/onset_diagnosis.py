@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from rtamt.audio import probe, read_blocks
-from rtamt.chain import Chain
 from rtamt.constants import HOP_S, MIDI_MIN
 from rtamt.evaluate import matched_note_ons, read_notes_csv
 from rtamt.pipeline import MODES, build_transcriber
@@ -30,7 +29,7 @@ def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
     started = {"onset peak": 0, "sustained start": 0}
     for piece in sorted(p for p in data_dir.iterdir() if (p / "mix.flac").exists()):
         transcriber = build_transcriber(probe(piece / "mix.flac").samplerate, model_dir, timbre=False, mode=mode)
-        probs = Chain(transcriber.chain.stages[:-1]).run(read_blocks(piece / "mix.flac", 4096))  # (n, 2, 84)
+        probs = transcriber.chain[:-1].run(read_blocks(piece / "mix.flac", 4096))  # (n, 2, 84)
         tracker = NoteTracker(transcriber.tracker.config)
         events = tracker.process(probs) + tracker.flush()
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from rtamt.constants import DEFAULT_BLOCK
+from rtamt.constants import DEFAULT_BLOCK, MAX_INPUT_CHANNELS
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 
@@ -84,6 +84,25 @@ def check_finite(block: np.ndarray, where: str, first_sample: int, samplerate: i
         raise AudioInputError(
             f"{where}: non-finite sample (NaN or Inf) at {bad / samplerate:.3f} s (sample {bad})"
         )
+
+
+def as_mono(block: np.ndarray, sample_rate: int, first_sample: int = 0, where: str = "audio") -> np.ndarray:
+    """A block of samples as mono float32: ``(samples,)`` as it is, ``(samples, channels)`` averaged over
+    its channels (never interleaved). Raises AudioInputError on NaN or infinite samples, ValueError on a
+    shape that cannot be audio."""
+    array = np.asarray(block)
+    if array.ndim == 2 and array.shape[1] > MAX_INPUT_CHANNELS:
+        raise ValueError(f"{where}: expected (samples, channels), got shape {array.shape}: more than "
+                         f"{MAX_INPUT_CHANNELS} channels (transpose a (channels, samples) array)")
+    if array.ndim not in (1, 2):
+        raise ValueError(f"{where}: expected (samples,) or (samples, channels), got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.signedinteger):
+        array = array / float(np.iinfo(array.dtype).max + 1)
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{where}: expected float or signed integer samples, got {array.dtype}")
+    mono = downmix(array)
+    check_finite(mono, where, first_sample, sample_rate)
+    return mono
 
 
 def read_blocks(

@@ -135,7 +135,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
 
     example = Path(__file__).resolve().parent.parent / "examples" / "duet"
     transcriber = build_transcriber(device_rate, model_dir, mode="low-latency")  # as `rtamt live`
-    resampler = transcriber.chain.stages[0]
+    resampler = transcriber.resampler
     audio, rate = read_all(example / "mix.flac")
     audio = resample(audio, rate, device_rate)
     total = int(minutes * 60 * device_rate)
@@ -157,7 +157,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "sustained_start_decision_ms": round((transcriber.tracker.config.sustain_frames - 1) * HOP_S * 1000, 2),
     }  # fmt: skip
     if transcriber.assigner is not None:  # the note-on waits for the timbre decision window
-        algorithmic["timbre_decision_ms"] = round(transcriber.assigner.latency_s * 1000, 2)
+        algorithmic["timbre_decision_ms"] = round(transcriber.assigner.decision_window_s * 1000, 2)
     result = {
         "benchmark": "latency",
         "algorithmic": algorithmic,

@@ -8,7 +8,7 @@ returns what the stage still holds and leaves the stage ready for a new stream. 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -41,10 +41,61 @@ class Stage(ABC):
 
 
 class Chain:
-    """Stages run in order; the output of each is the input of the next."""
+    """Stages run in order; the output of each is the input of the next. List-like: ``len(chain)``,
+    ``chain[i]``, ``chain["cqt"]`` (by stage name, also to replace one), ``chain.index(name)``,
+    ``chain.insert(i, stage)``;
+    calling the chain processes a block. The input's sample rate belongs to the stream, not to the chain:
+    :meth:`start` sets it (on every stage that takes one) and starts a fresh stream."""
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = list(stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __iter__(self) -> Iterator[Stage]:
+        return iter(self.stages)
+
+    def __getitem__(self, key: int | slice | str) -> Stage | Chain:
+        if isinstance(key, str):
+            return self.stages[self.index(key)]
+        if isinstance(key, slice):
+            return Chain(self.stages[key])
+        return self.stages[key]
+
+    def __setitem__(self, key: int | str, stage: Stage) -> None:
+        """Replace the stage at a position or of a name."""
+        self.stages[self.index(key) if isinstance(key, str) else key] = stage
+
+    def __contains__(self, name: object) -> bool:
+        return any(stage.name == name for stage in self.stages)
+
+    def __call__(self, block: np.ndarray) -> np.ndarray | list:
+        return self.process(block)
+
+    def __repr__(self) -> str:
+        return f"Chain([{', '.join(stage.name for stage in self.stages)}])"
+
+    def index(self, name: str) -> int:
+        """Position of the first stage called ``name``."""
+        for position, stage in enumerate(self.stages):
+            if stage.name == name:
+                return position
+        raise KeyError(f"no stage named {name!r} in {self!r}")
+
+    def insert(self, position: int, stage: Stage) -> None:
+        self.stages.insert(position, stage)
+
+    def append(self, stage: Stage) -> None:
+        self.stages.append(stage)
+
+    def start(self, sample_rate: int) -> None:
+        """Begin a new stream whose audio arrives at ``sample_rate``: every stage with a
+        ``set_input_rate`` method is told the rate, and every stage is reset."""
+        for stage in self.stages:
+            if hasattr(stage, "set_input_rate"):
+                stage.set_input_rate(sample_rate)
+        self.reset()
 
     @property
     def latency_s(self) -> float:

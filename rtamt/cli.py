@@ -1,76 +1,38 @@
-"""Command line: ``rtamt transcribe``, ``rtamt bench``."""
+"""Command line: a thin layer over the library (``rtamt transcribe``, ``live``, ``eval``, ``bench``, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from rtamt import __version__
-from rtamt.audio import AudioInputError, InputStats, probe, read_blocks
-from rtamt.constants import HOP_S
+from rtamt.audio import AudioInputError
 from rtamt.cqt import CQTConfig
-from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
-from rtamt.midi import channel_for, write_midi_file
-from rtamt.models import ModelError, models_dir
-from rtamt.pipeline import MODES, build_transcriber
-from rtamt.tracker import events_to_notes
+from rtamt.models import ModelError
+from rtamt.pipeline import MODES, Transcriber, build_transcriber
+from rtamt.plugins import PluginError
+from rtamt.rig import Rig, load_rig
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
 EXIT_DEVICE = 4
+EXIT_USAGE = 5  # a plugin or configuration that cannot be found or built
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    info = probe(args.audio)
-    backbone = models_dir() / "backbone.onnx"
-    if not backbone.exists():
-        chain = build_frontend(info.samplerate)
-        frames = chain.run(read_blocks(args.audio))
-        print(f"front end: {len(frames)} frames of 8x252 HCQT ({len(frames) * HOP_S:.2f} s)")
-        print(f"rtamt: no note model ({backbone} is missing): {args.output} not written", file=sys.stderr)
-        return EXIT_NO_MODEL
-    transcriber = build_transcriber(info.samplerate, instruments=args.instruments, exact=args.exact, mode=args.mode)
-    stats = InputStats()
-    start = time.perf_counter()
-    events = transcriber.chain.run(read_blocks(args.audio, stats=stats))
-    elapsed = time.perf_counter() - start
-    print(f"{info.path}: {info.duration_s:.2f} s, {info.samplerate} Hz, {info.channels} channel(s)")
-    if stats.clipped:
-        print(f"warning: {stats.clipped} clipped samples ({100 * stats.clipped / stats.samples:.2f}%)")
-    print(f"processed in {elapsed:.2f} s (real-time factor {elapsed / info.duration_s:.3f})")
-    if args.refine and transcriber.assigner is not None:
-        timbres = args.instruments if args.exact else transcriber.assigner.timbres_found
-        events = refined_events(transcriber.assigner.completed, timbres)
-    timbres = [e.timbre for e in events]
-    notes = events_to_notes(events)
-    if notes:
-        pitches = [n[2] for n in notes]
-        print(f"found {len(notes)} notes, MIDI {min(pitches)}-{max(pitches)}, "
-              f"{notes[0][0]:.2f}-{max(n[1] for n in notes):.2f} s")  # fmt: skip
-        for timbre in sorted(set(timbres)):
-            mine = [e for e in events if e.on and e.timbre == timbre]
-            low, high = min(e.pitch for e in mine), max(e.pitch for e in mine)
-            print(f"  timbre {timbre + 1} (MIDI channel {channel_for(timbre) + 1}): {len(mine)} notes, MIDI {low}-{high}")
-    else:
-        print("found no notes")
-    tracks = write_midi_file(args.output, events, timbres)
-    if transcriber.assigner is None:
-        mode = "no timbre model yet: every note on channel 1"
-    else:
-        mode = "timbres refined in hindsight" if args.refine else "timbres assigned online"
+    from rtamt.api import transcribe
+
+    result = transcribe(args.audio, instruments=args.instruments, exact=args.exact, refine=args.refine,
+                        transcriber=build_rig_transcriber(args))  # fmt: skip
+    print(result.summary())
+    tracks = result.to_midi(args.output)
+    mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",
+            "refined": "timbres refined in hindsight"}[result.timbres]
     print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
     return 0
-
-
-def refined_events(completed: list, timbres: int) -> list:
-    """Note events re-labelled by hindsight clustering of all whole-note embeddings into ``timbres``."""
-    from rtamt.cluster import refine, relabel
-
-    return sorted(relabel(completed, refine(completed, timbres)), key=lambda e: (e.frame, e.on))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -105,11 +67,74 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.live import run_live
 
-    summary = run_live(
-        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
-        args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
-    )  # fmt: skip
+    transcriber = build_rig_transcriber(args)
+    midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
+    sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
+    try:
+        summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
+    finally:  # run_live closes them after the stream; this covers a failure before it starts
+        for sink in sinks:
+            sink.close()
     print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def build_rig_transcriber(args: argparse.Namespace) -> Transcriber:
+    """The chain the options (and the rig file's settings) describe, with the rig's stages inserted and its
+    tracker and clusterer settings over the model file's."""
+    transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
+                                    mode=args.mode)  # fmt: skip
+    rig = args.rig
+    if rig is None:
+        return transcriber
+    if rig.tracker or rig.clusterer:
+        tracker = rig.override(transcriber.tracker.config, rig.tracker, "tracker")
+        clusters = transcriber.assigner.config if transcriber.assigner is not None else None
+        if rig.clusterer and clusters is not None:
+            clusters = rig.override(clusters, rig.clusterer, "clusterer")
+        transcriber = build_transcriber(model_dir=args.models, tracker=tracker, clusters=clusters,
+                                        instruments=args.instruments, exact=args.exact, mode=args.mode)  # fmt: skip
+    rig.insert_stages(transcriber.chain)
+    return transcriber
+
+
+def live_sink_specs(args: argparse.Namespace) -> list[str]:
+    """The sinks ``rtamt live`` sends to besides the rig file's: every --sink, else (when the rig names
+    none either) the MIDI port unless --no-midi; plus JSON lines on stdout with --events json."""
+    default = [] if args.no_midi or (args.rig is not None and args.rig.sinks) else ["midi-port"]
+    specs = list(args.sink or default)
+    if args.events == "json":
+        specs.append("jsonl")
+    return specs
+
+
+def open_sinks(specs: list[str], defaults: dict[str, dict], rig: Rig | None = None) -> list:
+    """Build the rig file's sinks and every sink a spec names (``defaults`` by sink name); if one fails,
+    close those already open."""
+    from rtamt.plugins import build, make, parse_spec
+
+    sinks: list = []
+    try:
+        for entry in rig.sinks if rig is not None else []:
+            options = {k: v for k, v in entry.items() if k != "name"}
+            sinks.append(build("sinks", entry["name"], {**defaults.get(entry["name"], {}), **options}))
+        for spec in specs:
+            sinks.append(make("sinks", spec, defaults.get(parse_spec(spec)[0])))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rtamt.plugins import GROUPS, listing
+
+    for kind, found in listing().items():
+        print(f"{kind} (entry-point group {GROUPS[kind]}):")
+        width = max(map(len, found), default=0)
+        for name, origin in found.items():
+            print(f"  {name:<{width}}  {origin}")
     return 0
 
 
@@ -160,6 +185,17 @@ def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
                              f"(default {default})")  # fmt: skip
 
 
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to use instead of "
+                                                    "the shipped models (or set RTAMT_MODELS)")  # fmt: skip
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="RIG.toml",
+                        help="a rig file: settings (mode, instruments, exact, models), [[stages]] to insert "
+                             "and [[sinks]]; options on the command line win")  # fmt: skip
+
+
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
@@ -179,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_mode_option(transcribe, "accurate")
     transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
+    add_models_option(transcribe)
+    add_config_option(transcribe)
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -189,8 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
-    evaluate.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to evaluate "
-                                                      "instead of the shipped models")  # fmt: skip
+    add_models_option(evaluate)
     add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 
@@ -203,11 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--midi-port", help="send to an existing MIDI output port (name part)")
     port.add_argument("--no-midi", action="store_true", help="do not send MIDI (use with --events json)")
     live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
-    live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
+    live.add_argument("--events", choices=["json"], help="also print every note event on stdout (the jsonl sink)")
+    live.add_argument("--sink", action="append", metavar="SPEC",
+                      help="send events here (repeatable): midi-port, midi-file:path=F.mid, jsonl[:path=F], "
+                           "osc:host=H,port=P, an installed plugin's name or module:attr; options after a "
+                           "colon as key=value,... (rtamt plugins lists them; default: midi-port)")  # fmt: skip
     live.add_argument("--quiet", action="store_true", help="no status line")
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
+    add_models_option(live)
+    add_config_option(live)
     live.set_defaults(func=cmd_live)
+
+    plugins = sub.add_parser("plugins", help="list the sinks and stages available by name (built in, installed)")
+    plugins.set_defaults(func=cmd_plugins)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")
     devices.set_defaults(func=cmd_devices)
@@ -222,11 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
     add_frontend_options(bench)
     bench.set_defaults(func=cmd_bench)
+    parser.commands = {"transcribe": transcribe, "live": live}  # the commands that take --config
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; with --config, the rig file's settings become the command's defaults and the command line is
+    parsed again (so its options win). ``args.rig`` is the rig (None without --config)."""
+    args = parser.parse_args(argv)
+    rig = None
+    if getattr(args, "config", None) is not None:
+        rig = load_rig(args.config)
+        parser.commands[args.command].set_defaults(**rig.settings)
+        args = parser.parse_args(argv)
+    args.rig = rig
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(build_parser(), argv)
+    except PluginError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except AudioInputError as err:
@@ -238,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     except LiveError as err:
         print(f"\nrtamt: {err}", file=sys.stderr)
         return EXIT_DEVICE
+    except PluginError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from rtamt.chain import Stage
 from rtamt.constants import HOP_S, MIDI_MIN
-from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig
+from rtamt.tracker import NoteEvent, NoteTracker, TrackedBlock, TrackerConfig
 
 MAX_CHANNELS = 15  # 16 MIDI channels minus the drum channel
 
@@ -220,24 +220,35 @@ class _Note:
 
 
 class TimbreAssigner(Stage):
-    """(n, 2 + D, 84) model frames -> NoteEvents carrying their timbre (cluster channel index).
+    """Model frames -> NoteEvents carrying their timbre (cluster channel index).
 
-    Runs the note tracker on the onset/frame maps and holds each note-on until its decision window of
-    embeddings has arrived; every note-off carries the timbre of its note-on.
+    Input: the :class:`TrackedBlock` of a note-tracker stage before it (``tracked``: the chain's layout,
+    where tracker and clusterer are stages of their own), or (n, 2 + D, 84) model frames, on whose
+    onset/frame maps it then runs its own note tracker. Each note-on is held until its decision window
+    of embeddings has arrived; every note-off carries the timbre of its note-on. ``tracker`` (settings
+    or a tracker) sizes the window of past frames kept for back-dated notes.
     """
 
     name = "timbre-clusterer"
 
-    def __init__(self, tracker: TrackerConfig | NoteTracker | None = None, config: ClusterConfig | None = None) -> None:
+    def __init__(self, tracker: TrackerConfig | NoteTracker | None = None,
+                 config: ClusterConfig | None = None, tracked: bool = False) -> None:  # fmt: skip
         self.tracker = tracker if isinstance(tracker, NoteTracker) else NoteTracker(tracker)
         self.clusterer = OnlineClusterer(config)
         self.config = self.clusterer.config
+        self.tracked = tracked
         self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
         self.reset()
 
     @property
-    def latency_s(self) -> float:
+    def decision_window_s(self) -> float:
+        """How long after a note's start its note-on leaves: the tracker's decision or the timbre window."""
         return max(self.config.decision_frames - 1, self.tracker.DECISION_FRAMES) * HOP_S
+
+    @property
+    def latency_s(self) -> float:
+        """The decision window; behind a tracker stage, only what it adds to the tracker's delay."""
+        return self.decision_window_s - (self.tracker.latency_s if self.tracked else 0.0)
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -252,21 +263,27 @@ class TimbreAssigner(Stage):
     def empty_output(self) -> list[NoteEvent]:
         return []
 
-    def process(self, block: np.ndarray) -> list[NoteEvent]:
+    def process(self, block: np.ndarray | TrackedBlock) -> list[NoteEvent]:
+        tracked = isinstance(block, TrackedBlock)
+        frames = block.frames if tracked else block
         out: list[NoteEvent] = []
-        for frame in block:
+        for index, frame in enumerate(frames):
             self._past.append(frame)
             if len(self._past) > self.history:
                 self._past.pop(0)
-            for event in self.tracker.process(frame[None]):
+            for event in block.events[index] if tracked else self.tracker.process(frame[None]):
                 (self._start if event.on else self._end)(event, out)
             self._accumulate(frame)
             self._decide(out)
             self.frame += 1
+        for event in block.final if tracked else []:  # the tracker stage's flush: every note ends
+            self._end(event, out)
         return out
 
     def flush(self) -> list[NoteEvent]:
-        """End every note; the stream's notes stay in ``completed`` (for refinement) until the next flush."""
+        """End every note (those its own tracker still holds: behind a tracker stage, that stage's flush has
+        ended them already); the stream's notes stay in ``completed`` (for refinement) until the next
+        flush."""
         out: list[NoteEvent] = []
         for event in self.tracker.flush():
             self._end(event, out)

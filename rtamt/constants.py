@@ -35,16 +35,12 @@ N_HARMONICS: int = len(HARMONIC_SHIFTS)
 N_HCQT_BINS: int = 3 * N_PITCHES  # 252
 
 DEFAULT_BLOCK: int = 1024  # samples per block when reading files
+MAX_INPUT_CHANNELS: int = 256  # an array with more columns than this is taken for (channels, samples): refused
 
 
 def bin_frequencies() -> np.ndarray:
     """Centre frequency in Hz of each of the N_BINS CQT bins."""
     return FMIN * 2.0 ** (np.arange(N_BINS) / BINS_PER_OCTAVE)
-
-
-def frame_time(frame: int | np.ndarray) -> float | np.ndarray:
-    """Time stamp in seconds of frame index ``frame``."""
-    return frame * HOP_S
 
 
 def pitch_to_hz(midi: float | np.ndarray) -> float | np.ndarray:

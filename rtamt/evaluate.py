@@ -114,19 +114,13 @@ def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], refer
     events, seconds = run_stream(transcriber, blocks)
     notes = events_to_notes(events)
     result = note_metrics(reference, notes)
-    emit_delay = transcriber.backbone.lookahead * HOP_S + transcriber.chain.stages[0].latency_s
-    latency = onset_latencies(reference, events, emit_delay)
+    latency = onset_latencies(reference, events, transcriber.emit_delay_s)
     result["latency_ms_median"] = round(float(np.median(latency)) * 1000, 1) if len(latency) else None
     result["latency_ms_p95"] = round(float(np.percentile(latency, 95)) * 1000, 1) if len(latency) else None
     result["real_time_factor"] = round(seconds / duration_s, 4)
     result["_latencies"] = latency
     result["_events"] = events
     return result
-
-
-def _clusters(transcriber: Transcriber):
-    """The clusterer settings of a transcriber (to rebuild it for another input rate), None without one."""
-    return transcriber.assigner.config if transcriber.assigner is not None else None
 
 
 def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable[[str], None] = print) -> dict:
@@ -137,9 +131,7 @@ def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable
     results = {}
     for piece in pieces:
         info = probe(piece / "mix.flac")
-        if info.samplerate != transcriber.chain.stages[0].input_rate:
-            transcriber = build_transcriber(info.samplerate, transcriber.model_dir, transcriber.tracker.config,
-                                            _clusters(transcriber))  # fmt: skip
+        transcriber.start(info.samplerate)
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
         results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
                                              info.duration_s)  # fmt: skip
@@ -154,8 +146,7 @@ def evaluate_shards(split_dir: Path, transcriber: Transcriber, limit: int | None
     from rtamt.training.dataset import ShardSet
 
     shards = ShardSet(split_dir)
-    if transcriber.chain.stages[0].input_rate != SAMPLE_RATE:
-        transcriber = build_transcriber(SAMPLE_RATE, transcriber.model_dir, transcriber.tracker.config, _clusters(transcriber))
+    transcriber.start(SAMPLE_RATE)
     results = {}
     for index, example in enumerate(shards.examples[:limit]):
         audio = shards.segment(index, 0, example.length)
@@ -208,7 +199,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
 
     pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
     rows = []
-    transcriber = None
+    transcriber = build_transcriber(model_dir=model_dir, mode=mode)
     for piece in pieces:
         stems = {name: read_all(piece / f"{name}.flac") for name in STEMS}
         notes = read_notes_csv(piece / "notes.csv")
@@ -216,9 +207,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
             for combo in combinations(STEMS, size):
                 rate = stems[combo[0]][1]
                 mix = np.sum([stems[name][0] for name in combo], axis=0).astype(np.float32)
-                if transcriber is None or transcriber.chain.stages[0].input_rate != rate:
-                    transcriber = build_transcriber(rate, model_dir, mode=mode)
-                transcriber.chain.reset()
+                transcriber.start(rate)
                 events = transcriber.chain.run([mix[i : i + 4096] for i in range(0, len(mix), 4096)])
                 reference = {name: [(on, off, m) for on, off, m, inst in notes if inst == name] for name in combo}
                 online = separation_metrics(reference, events)

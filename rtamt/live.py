@@ -1,30 +1,33 @@
-"""Live engine: audio device (or a file played in real time) -> chain -> MIDI port, never blocking audio.
+"""Live engine: audio device (or a file played in real time) -> chain -> sinks, never blocking audio.
 
 The audio callback only copies the device's block into a lock-free single-producer/single-consumer ring
-buffer (no allocation, no lock, no I/O); a worker thread reads the ring, runs the chain and sends MIDI.
+buffer (no allocation, no lock, no I/O); a worker thread reads the ring, runs the chain and sends every
+event to each sink (rtamt/sinks.py: MIDI port, MIDI file, JSON lines, OSC, plugins).
 When the worker falls behind by more than ``max_backlog_s`` it skips the oldest audio and counts the
 dropped blocks. Stop, errors, Ctrl-C and the end of a file all end with note-offs for sounding notes.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mido
 import numpy as np
 
-from rtamt.audio import read_blocks, probe
+from rtamt.audio import probe, read_blocks
+from rtamt.chain import Chain
 from rtamt.constants import HOP, SAMPLE_RATE
-from rtamt.midi import channel_for
 from rtamt.pipeline import Transcriber
 from rtamt.tracker import NoteEvent
+
+if TYPE_CHECKING:
+    from rtamt.sinks import EventSink
 
 
 class LiveError(Exception):
@@ -75,65 +78,6 @@ class RingBuffer:
         self._read += min(count, self.available())
 
 
-class MidiPortSink:
-    """NoteEvents to a MIDI output port (python-rtmidi), remembering what sounds so it can always stop it."""
-
-    def __init__(self, virtual_name: str | None = "rtamt", port_name: str | None = None, api: str = "auto") -> None:
-        import rtmidi
-
-        apis = {"auto": rtmidi.API_UNSPECIFIED, "jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
-        try:
-            self._out = rtmidi.MidiOut(apis[api], name="rtamt")
-        except rtmidi.SystemError as err:
-            raise LiveError(f"no MIDI system available ({err})") from None
-        if port_name:
-            ports = self._out.get_ports()
-            matches = [i for i, name in enumerate(ports) if port_name.lower() in name.lower()]
-            if not matches:
-                raise LiveError(f"MIDI port {port_name!r} not found; available: {ports or 'none'}")
-            self._out.open_port(matches[0])
-            self.name = ports[matches[0]]
-        else:
-            try:
-                self._out.open_virtual_port(virtual_name)
-            except (rtmidi.SystemError, NotImplementedError) as err:
-                raise LiveError(f"cannot open a virtual MIDI port here ({err}); use --midi-port NAME") from None
-            self.name = virtual_name
-        self.sounding: set[tuple[int, int]] = set()  # (channel, pitch)
-        self.sent = 0
-
-    def send(self, event: NoteEvent) -> None:
-        channel = channel_for(event.timbre)
-        key = (channel, event.pitch)
-        if event.on:
-            if key in self.sounding:  # re-strike: end the previous note first
-                self._out.send_message(mido.Message("note_off", channel=channel, note=event.pitch).bytes())
-            message = mido.Message("note_on", channel=channel, note=event.pitch, velocity=max(event.velocity, 1))
-            self.sounding.add(key)
-            self.sent += 1
-        else:
-            if key not in self.sounding:
-                return
-            message = mido.Message("note_off", channel=channel, note=event.pitch)
-            self.sounding.discard(key)
-        self._out.send_message(message.bytes())
-
-    def all_off(self) -> None:
-        """Note-off for every sounding note, then All Notes Off on every channel used."""
-        for channel, pitch in sorted(self.sounding):
-            self._out.send_message(mido.Message("note_off", channel=channel, note=pitch).bytes())
-        for channel in sorted({c for c, _ in self.sounding}):
-            self._out.send_message(mido.Message("control_change", channel=channel, control=123).bytes())
-        self.sounding.clear()
-
-    def close(self) -> None:
-        self.all_off()
-        time.sleep(0.25)  # let the MIDI system deliver the note-offs before the port goes away (a loaded
-        # machine can hold back a JACK cycle well beyond its period)
-        self._out.close_port()
-        del self._out
-
-
 @dataclass
 class LiveStats:
     """What the status line and the final report show."""
@@ -159,15 +103,20 @@ class LiveStats:
 
 
 class LiveEngine:
-    """Runs the transcriber on audio arriving in ``ring`` at ``rate`` with ``channels`` interleaved."""
+    """Runs a chain (or a Transcriber's chain) on audio arriving in ``ring`` at ``rate`` with ``channels``
+    interleaved, and sends every event to each of ``sinks`` in order. The chain starts a stream at
+    ``rate``."""
 
-    def __init__(self, transcriber: Transcriber, rate: int, channels: int, sink: MidiPortSink | None,
-                 on_event: Callable[[NoteEvent, float], None] | None = None,
+    def __init__(self, transcriber: Transcriber | Chain, rate: int, channels: int,
+                 sinks: Sequence[EventSink] | None = None, on_event: Callable[[NoteEvent, float], None] | None = None,
                  max_backlog_s: float | None = 0.5) -> None:  # fmt: skip
         self.transcriber = transcriber
+        self.chain: Chain = transcriber.chain if isinstance(transcriber, Transcriber) else transcriber
+        self.chain.start(rate)
         self.rate = rate
         self.channels = channels
-        self.sink = sink
+        self.sinks = list(sinks or [])
+        self._sounding: set[tuple[int, int]] = set()  # (timbre, pitch), for the status line
         self.on_event = on_event
         self.ring = RingBuffer(int(rate * channels * 4.0))
         # None: never skip audio (a file fed as fast as possible waits for the worker instead)
@@ -207,12 +156,14 @@ class LiveEngine:
                     self.ring.dropped_blocks += 1
                 block = self.ring.read(self.ring.available() // self.channels * self.channels)
                 self._process(block.reshape(-1, self.channels).mean(axis=1))
-            self._emit(self.transcriber.chain.flush())
+            self._emit(self.chain.flush())
         except BaseException as err:  # reported by the caller; note-offs still go out
             self.error = err
         finally:
-            if self.sink is not None:
-                self.sink.all_off()
+            for sink in self.sinks:  # from this thread, after its last send: nothing is left sounding
+                all_off = getattr(sink, "all_off", None)
+                if all_off is not None:
+                    all_off()
 
     def _process(self, mono: np.ndarray) -> None:
         bad = ~np.isfinite(mono)
@@ -222,7 +173,7 @@ class LiveEngine:
         peak = float(np.abs(mono).max()) if len(mono) else 0.0
         self.stats.level_db = 20 * np.log10(max(peak, 1e-6))
         start = time.perf_counter()
-        events = self.transcriber.chain.process(mono)
+        events = self.chain.process(mono)
         elapsed_ms = (time.perf_counter() - start) * 1000
         hops = max(len(mono) * SAMPLE_RATE / self.rate / HOP, 1e-9)
         self.stats.hop_ms.append(elapsed_ms / hops)
@@ -233,15 +184,17 @@ class LiveEngine:
     def _emit(self, events: list[NoteEvent]) -> None:
         now = time.monotonic()
         for event in events:
-            if self.sink is not None:
-                self.sink.send(event)
+            for sink in self.sinks:
+                sink.send(event)
             if event.on:
                 self.stats.notes += 1
                 self.stats.channels.add(event.timbre)
+                self._sounding.add((event.timbre, event.pitch))
+            else:
+                self._sounding.discard((event.timbre, event.pitch))
             if self.on_event is not None:
                 self.on_event(event, now)
-        if self.sink is not None:
-            self.stats.sounding = len(self.sink.sounding)
+        self.stats.sounding = len(self._sounding)
 
     def status_line(self) -> str:
         s = self.stats
@@ -338,10 +291,10 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str | None, realtime: bool,
-             samplerate: int | None, virtual_port: str | None, midi_port: str | None, midi_api: str,
-             events_json: bool, no_midi: bool = False, status: bool = True) -> dict:  # fmt: skip
-    """The `rtamt live` command: returns the final statistics."""
+def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
+             sinks: Sequence[EventSink], status: bool = True) -> dict:  # fmt: skip
+    """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
+    sinks are closed at the end (every note ended). Returns the final statistics."""
     is_file = input_spec is not None and Path(input_spec).is_file()
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
@@ -349,14 +302,8 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         index, device = find_input_device(input_spec)
         rate = int(samplerate or device["default_samplerate"])
         channels = min(2, device["max_input_channels"])
-    sink = None if no_midi else MidiPortSink(virtual_port or "rtamt", midi_port, midi_api)
-
-    def print_event(event: NoteEvent, now: float) -> None:
-        print(json.dumps({"t": round(now, 4), "on": event.on, "pitch": event.pitch, "velocity": event.velocity,
-                          "channel": channel_for(event.timbre) + 1, "time_s": round(event.time_s, 4)}), flush=True)  # fmt: skip
-
     backlog = None if is_file and not realtime else 0.5
-    engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, print_event if events_json else None, backlog)
+    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
     stream = None
     stop_on_signals(engine.stop)
     engine.start()
@@ -390,7 +337,7 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
             stream.abort()
             stream.close()
         engine.join(5.0)
-        if sink is not None:
+        for sink in sinks:
             sink.close()
         if status:
             print("\r" + engine.status_line(), file=sys.stderr)

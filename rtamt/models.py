@@ -11,6 +11,7 @@ import onnxruntime as ort
 from rtamt.cqt import CQTConfig
 
 MODELS_ENV = "RTAMT_MODELS"
+PACKAGED_MODELS = "models_data"  # inside the installed package (setup.py copies models/ there at build time)
 LAYOUT = "time-major"  # streaming models take hcqt (1, 8, frames, 252) and put time before pitch
 
 
@@ -19,9 +20,13 @@ class ModelError(Exception):
 
 
 def models_dir() -> Path:
-    """$RTAMT_MODELS if set, else the repository's models/ folder."""
+    """$RTAMT_MODELS if set; else the models inside the installed package (a wheel); else the repository's
+    models/ folder (a checkout or an editable install)."""
     if os.environ.get(MODELS_ENV):
         return Path(os.environ[MODELS_ENV])
+    packaged = Path(__file__).resolve().parent / PACKAGED_MODELS
+    if (packaged / "backbone.onnx").exists():
+        return packaged
     return Path(__file__).resolve().parent.parent / "models"
 
 

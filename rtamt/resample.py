@@ -99,24 +99,43 @@ def _polyphase(buf, buf_start, next_out, up, down, bank, half, limit, out):
 
 class Resampler(Stage):
     """Mono float32 blocks at ``input_rate`` -> blocks at ``output_rate`` (the pipeline's 22,050 Hz unless
-    told otherwise); passes through when the rates are equal."""
+    told otherwise); passes through when the rates are equal. The input rate belongs to the stream: it may
+    be given later (:meth:`set_input_rate`, called by ``Chain.start``), and processing before it is known
+    raises an error rather than assuming a rate."""
 
     name = "resample"
 
-    def __init__(self, input_rate: int, output_rate: int = SAMPLE_RATE) -> None:
-        if input_rate <= 0 or output_rate <= 0:
-            raise ValueError(f"sample rates must be positive, got {input_rate} -> {output_rate}")
-        self.input_rate, self.output_rate = int(input_rate), int(output_rate)
+    def __init__(self, input_rate: int | None = None, output_rate: int = SAMPLE_RATE) -> None:
+        if output_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got output rate {output_rate}")
+        self.output_rate = int(output_rate)
+        self.input_rate: int | None = None
+        self._designs: dict[int, tuple] = {}  # kernel design per input rate: each rate is designed once
+        self._half = 0
+        self.reset()
+        if input_rate is not None:
+            self.set_input_rate(input_rate)
+
+    def set_input_rate(self, input_rate: int) -> None:
+        """Resample from ``input_rate`` from now on (the stream starts afresh)."""
+        if input_rate is None or int(input_rate) <= 0:
+            raise ValueError(f"sample rates must be positive, got {input_rate} -> {self.output_rate}")
+        self.input_rate = int(input_rate)
         self.passthrough = self.input_rate == self.output_rate
-        g = math.gcd(self.input_rate, self.output_rate)
-        self._up, self._down = self.output_rate // g, self.input_rate // g
-        self._table, self._half = design_kernel(self.input_rate, self.output_rate)
-        fits = self._up * 2 * self._half <= MAX_BANK_ENTRIES
-        self._bank = polyphase_bank(self._table, self._half, self._up) if fits and not self.passthrough else None
+        if self.input_rate not in self._designs:
+            g = math.gcd(self.input_rate, self.output_rate)
+            up, down = self.output_rate // g, self.input_rate // g
+            table, half = design_kernel(self.input_rate, self.output_rate)
+            fits = up * 2 * half <= MAX_BANK_ENTRIES
+            bank = polyphase_bank(table, half, up) if fits and not self.passthrough else None
+            self._designs[self.input_rate] = (up, down, table, half, bank)
+        self._up, self._down, self._table, self._half, self._bank = self._designs[self.input_rate]
         self.reset()
 
     @property
     def latency_s(self) -> float:
+        if self.input_rate is None:
+            raise ValueError("the resampler's input rate is not set yet (Chain.start(sample_rate))")
         return 0.0 if self.passthrough else self._half / self.input_rate
 
     def reset(self) -> None:
@@ -127,6 +146,9 @@ class Resampler(Stage):
         self.samples_out = 0  # output samples returned so far
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        if self.input_rate is None:
+            raise ValueError("the input's sample rate is not set: start the stream with its rate first "
+                             "(Chain.start(sample_rate) or Transcriber(sample_rate=...))")  # fmt: skip
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if self.passthrough:
             self.samples_out += block.size
@@ -158,7 +180,7 @@ class Resampler(Stage):
 
     def flush(self) -> np.ndarray:
         """Outputs for every time before the end of the input, completed with silence after it."""
-        if self.passthrough:
+        if self.input_rate is None or self.passthrough:
             return self.empty_output()
         total = -(-self._received * self._up // self._down)  # outputs with x_k < received
         self._buf = np.concatenate([self._buf, np.zeros(self._half + 1)])

@@ -17,7 +17,7 @@ Rules, per pitch, one frame at a time:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -64,14 +64,33 @@ class NoteEvent:
         return self.frame * HOP_S
 
 
+@dataclass
+class TrackedBlock:
+    """What a note tracker passes to the stage after it (the timbre clusterer) when it keeps the frames:
+    the model frames, the events decided at each frame, and the events that end the stream (``final``,
+    from ``flush``, after the last frame)."""
+
+    frames: np.ndarray  # (n, C, 84): onset, frame probability and anything after them (embeddings)
+    events: list[list[NoteEvent]]  # events[i]: decided when frames[i] arrived
+    final: list[NoteEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """Frames plus end-of-stream events: zero when there is nothing to pass on."""
+        return len(self.frames) + len(self.final)
+
+
 class NoteTracker(Stage):
-    """(n, 2, 84) probability frames -> list of NoteEvent, in order of decision."""
+    """(n, 2, 84) probability frames -> list of NoteEvent, in order of decision. With ``keep_frames`` the
+    input may carry more channels after the two probabilities (n, 2 + D, 84) and the output is a
+    :class:`TrackedBlock` holding the frames and each frame's events, for a stage that needs both (the
+    timbre clusterer): the tracker then sits in the chain as a stage of its own."""
 
     name = "note-tracker"
     DECISION_FRAMES = 1
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, keep_frames: bool = False) -> None:
         self.config = config or TrackerConfig()
+        self.keep_frames = keep_frames
         self.reset()
 
     @property
@@ -93,10 +112,16 @@ class NoteTracker(Stage):
         self._onset_history = np.zeros((self.max_backdate_frames + 1, N_PITCHES))  # frame f in row f % length
         self._free = np.zeros(N_PITCHES, dtype=np.int64)  # earliest frame a new note may start (last end)
 
-    def empty_output(self) -> list[NoteEvent]:
-        return []
+    def empty_output(self) -> list[NoteEvent] | TrackedBlock:
+        return TrackedBlock(np.zeros((0, 2, N_PITCHES), dtype=np.float32), []) if self.keep_frames else []
 
-    def process(self, block: np.ndarray) -> list[NoteEvent]:
+    def process(self, block: np.ndarray) -> list[NoteEvent] | TrackedBlock:
+        if self.keep_frames:
+            per_frame = [self._events(frame[None]) for frame in block]
+            return TrackedBlock(block, per_frame)
+        return self._events(block)
+
+    def _events(self, block: np.ndarray) -> list[NoteEvent]:
         events: list[NoteEvent] = []
         for onset, frame in zip(block[:, 0], block[:, 1]):
             self._step(onset.astype(np.float64), frame.astype(np.float64), events)
@@ -143,13 +168,16 @@ class NoteTracker(Stage):
         self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
 
-    def flush(self) -> list[NoteEvent]:
+    def flush(self) -> list[NoteEvent] | TrackedBlock:
         """End every sounding note at the current frame (never earlier than its minimum duration)."""
         events = [
             NoteEvent(False, MIDI_MIN + int(p), max(self.frame, int(self._start[p]) + 1), self.frame)
             for p in np.flatnonzero(self._start >= 0)
         ]
         self.reset()
+        if self.keep_frames:
+            empty = self.empty_output()
+            return TrackedBlock(empty.frames, [], events)
         return events
 
 

@@ -45,6 +45,40 @@ def split_randomly(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return blocks
 
 
+def setuptools_too_old() -> str | None:
+    """Why this environment cannot build rtamt's wheel without build isolation (None when it can)."""
+    try:
+        import setuptools
+    except ImportError:
+        return "needs setuptools (the test extra)"
+    major = int(setuptools.__version__.split(".")[0])
+    return None if major >= 77 else f"needs setuptools >= 77 (SPDX licence field), found {setuptools.__version__}"
+
+
+def synth_missing() -> str | None:
+    """Why FluidSynth rendering cannot run here (None when it can): the library and the Debian soundfonts
+    come from apt packages (.ci/run), which a plain pip install does not bring."""
+    import ctypes.util
+
+    if ctypes.util.find_library("fluidsynth") is None:
+        return "needs libfluidsynth (apt-get install fluidsynth; .ci/run lists the packages)"
+    try:
+        from rtamt.training.instruments import HELD_OUT_SOUNDFONTS, TRAIN_SOUNDFONTS
+        from rtamt.training.render import soundfont_path
+
+        for name in (*TRAIN_SOUNDFONTS, *HELD_OUT_SOUNDFONTS):
+            soundfont_path(name)
+    except ImportError as err:
+        return f"needs the train extra ({err})"
+    except FileNotFoundError as err:
+        return f"needs the soundfont packages: {err}"
+    return None
+
+
+_SYNTH_MISSING = synth_missing()
+needs_synth = pytest.mark.skipif(_SYNTH_MISSING is not None, reason=_SYNTH_MISSING or "")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

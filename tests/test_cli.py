@@ -67,15 +67,13 @@ def test_bundled_example_is_small_and_matches_its_ground_truth() -> None:
     assert len(note_ons) == len(rows)
 
 
-def test_transcribe_runs_the_front_end_and_says_why_it_stops(
+def test_transcribe_without_a_model_says_why_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rtamt.cli.models_dir", lambda: tmp_path / "no-models")
+    monkeypatch.setenv("RTAMT_MODELS", str(tmp_path / "no-models"))
     out = tmp_path / "duet.mid"
     assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(out)]) == 3
-    captured = capsys.readouterr()
-    assert "front end: 1" in captured.out and "frames of 8x252 HCQT" in captured.out
-    assert "no note model" in captured.err and "not written" in captured.err
+    assert "backbone.onnx: model file not found" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -99,8 +97,9 @@ def test_transcribe_the_example_with_the_shipped_model(tmp_path: Path, capsys: p
         assert not sounding
     reference = [(on, off, midi_note) for on, off, midi_note, _ in read_notes_csv(EXAMPLE / "notes.csv")]
     metrics = note_metrics(reference, notes)
-    # The shipped model scores 0.72 onset F1 and 0.84 frame F1 here; these bars guard against regressions.
-    assert metrics["onset_f1"] >= 0.35 and metrics["frame_f1"] >= 0.7, metrics
+    # The shipped model scores 0.742 onset F1 and 0.907 frame F1 here (BACH10: 0.733 and 0.869, models/README.md);
+    # the floors sit a few points under, so a regression fails the test.
+    assert metrics["onset_f1"] >= 0.70 and metrics["frame_f1"] >= 0.88, metrics
 
 
 @pytest.mark.skipif(not (MODELS / "timbre.onnx").exists(), reason="no timbre model shipped")

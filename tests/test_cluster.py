@@ -3,16 +3,16 @@ channels fixed at note-on, separation scoring, hindsight refinement."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtamt.chain import Chain
 from rtamt.cluster import ClusterConfig, OnlineClusterer, TimbreAssigner, refine
 from rtamt.constants import MIDI_MIN
 from rtamt.evaluate import separation_metrics
-from rtamt.tracker import NoteEvent, TrackerConfig
+from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig
+from tests.conftest import split_randomly
 
 DIM = 12
 RNG = np.random.default_rng(0)
@@ -188,3 +188,20 @@ def test_recorded_tracker_replays_the_live_assigner_exactly() -> None:
     for _ in range(2):
         assert replayed.process(frames[:50]) + replayed.process(frames[50:]) + replayed.flush() == expected
     assert any(e.on for e in expected) and len({e.timbre for e in expected}) >= 2
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), min_size=1, max_size=8), seed=st.integers(0, 100))
+def test_tracker_stage_then_clusterer_equals_the_clusterer_alone(sizes: list[int], seed: int) -> None:
+    """The chain's layout (a note-tracker stage passing frames and events to the clusterer) gives the same
+    events as the clusterer running its own tracker, in any chunking; latencies add up the same."""
+    frames = synthetic_frames(seed)
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    config = ClusterConfig(join_threshold=0.7, evidence=2, decision_frames=3)
+    alone = TimbreAssigner(tracker, config)
+    expected = alone.process(frames) + alone.flush()
+    chain = Chain([NoteTracker(tracker, keep_frames=True), TimbreAssigner(tracker, config, tracked=True)])
+    assert chain.run(split_randomly(frames, sizes)) == expected and any(e.on for e in expected)
+    notes = [(on, off) for on, off, _ in chain["timbre-clusterer"].completed]
+    assert notes == [(on, off) for on, off, _ in alone.completed]
+    assert chain.latency_s == alone.latency_s

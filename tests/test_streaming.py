@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,26 @@ def test_chain_runs_stages_in_order_and_sums_latency() -> None:
     assert frames.shape == (len(AUDIO) // HOP + 1, 8, 252)
     # After flush the chain starts a fresh stream: the same input gives the same output.
     np.testing.assert_array_equal(chain.run([AUDIO]), frames)
+
+
+def test_chain_is_list_like_and_takes_the_rate_per_stream() -> None:
+    resampler, cqt, norm, stack = Resampler(), SlidingCQT(), EnergyNorm(), HarmonicStack()
+    chain = Chain([resampler, cqt, stack])
+    chain.insert(chain.index("harmonic-stack"), norm)
+    assert len(chain) == 4 and chain[1] is cqt and chain["energy-norm"] is norm and "cqt" in chain
+    assert list(chain) == [resampler, cqt, norm, stack] and len(chain[1:]) == 3
+    chain["energy-norm"] = replacement = EnergyNorm(attack_s=0.1)
+    assert chain[2] is replacement
+    chain[2] = norm
+    with pytest.raises(KeyError, match="no stage named 'nope'"):
+        chain["nope"]
+    with pytest.raises(ValueError, match="sample rate is not set"):
+        chain(AUDIO_44K[:1024])
+    chain.start(44_100)
+    expected = build_frontend(44_100).run([AUDIO_44K])
+    np.testing.assert_array_equal(chain.run([AUDIO_44K]), expected)
+    chain.start(SAMPLE_RATE)  # another stream at another rate, same chain
+    np.testing.assert_array_equal(chain.run([AUDIO]), build_frontend().run([AUDIO]))
 
 
 def test_empty_stream_gives_the_silent_first_frame_only() -> None:

@@ -18,10 +18,12 @@ from rtamt.training.instruments import (  # noqa: E402
 from rtamt.training.labels import NO_INSTRUMENT, SHARED_BIN, targets  # noqa: E402
 from rtamt.training.material import Line  # noqa: E402
 from rtamt.training.render import Note, soundfont_path  # noqa: E402
+from tests.conftest import needs_synth  # noqa: E402
 
 CONFIG = data.BuildConfig(seed=7)
 
 
+@needs_synth
 def test_examples_are_deterministic_for_a_seed() -> None:
     a, b = data.make_example("train", 5, CONFIG), data.make_example("train", 5, CONFIG)
     np.testing.assert_array_equal(a.audio, b.audio)
@@ -31,6 +33,7 @@ def test_examples_are_deterministic_for_a_seed() -> None:
     assert other.meta != a.meta or not np.array_equal(other.audio, a.audio)
 
 
+@needs_synth
 @pytest.mark.parametrize("soundfont", ["FluidR3_GM", "TimGM6mb"])
 @pytest.mark.parametrize("program", [0, 40, 71, 73])
 def test_audio_starts_at_the_labelled_onsets(soundfont: str, program: int) -> None:
@@ -72,6 +75,7 @@ def test_evaluation_splits_only_use_unseen_timbres(split: str) -> None:
         assert soundfont in HELD_OUT_SOUNDFONTS or set(pool) <= HELD_OUT_PROGRAMS
 
 
+@needs_synth
 def test_training_examples_use_training_timbres_only() -> None:
     for index in range(6):
         meta = data.make_example("train", index, CONFIG).meta
@@ -79,6 +83,7 @@ def test_training_examples_use_training_timbres_only() -> None:
         assert all(inst["program"] not in HELD_OUT_PROGRAMS for inst in meta["instruments"])
 
 
+@needs_synth
 def test_notes_stay_in_their_instruments_range() -> None:
     for index in range(6):
         ex = data.make_example("train", index, CONFIG)
@@ -112,6 +117,7 @@ def test_augmentation_keeps_audio_usable_and_reports_detune() -> None:
     assert 2 ** (-30 / 1200) <= scale <= 2 ** (30 / 1200)
 
 
+@needs_synth
 def test_tiny_build_writes_shards_that_the_dataset_reads(tmp_path, monkeypatch) -> None:
     from rtamt.training.dataset import ShardSet, SynthCrops
 

@@ -23,11 +23,8 @@ with look-ahead L is trained so that its output at frame t describes frame t - L
 
 from __future__ import annotations
 
-import json
-import math
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from rtamt.cqt import CQTConfig
-from rtamt.training.dataset import SynthCrops
 from rtamt.training.export import (
-    RunConfig, export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+    RunConfig, export_streaming, load_checkpoint, to_device, train_export_cli, training_device,
 )  # fmt: skip
-from rtamt.training.models import Backbone, parameter_count
+from rtamt.training.loop import Task, train_loop
+from rtamt.training.models import Backbone
 
 WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
 
@@ -51,8 +48,6 @@ class TrainConfig(RunConfig):
     gru_hidden: int = 0
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     onset_width: int = 1
-    stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
-    key_offsets: bool = False  # frame targets end at key releases, not when a pedalled note stops sounding
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
@@ -144,59 +139,14 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
     torch.manual_seed(config.seed)
     device = training_device(config.device, config.threads)
     model = Backbone(config.gru_hidden, config.flux).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    checkpoint_path = out / "checkpoint.pt"
-    step, log = 0, []
-    if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, log = state["step"], state["log"]
-        print(f"resumed at step {step}", file=sys.stderr)
-    elif config.init:
-        load_grown(model, load_checkpoint(Path(config.init))["model"])
-        print(f"fine-tuning from {config.init}", file=sys.stderr)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps,
-                           train=True, cqt=config.cqt, seed=config.seed, key_offsets=config.key_offsets)  # fmt: skip
-    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt,
-                           key_offsets=config.key_offsets)  # fmt: skip
-    sampler = range(step * config.batch, config.steps * config.batch)  # resume where the data stream was
-    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch, sampler=sampler,
-                                         num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=min(config.workers, 4))
-    started, audio_s = time.perf_counter(), 0.0
-    running = None
-    for batch in loader:
-        batch = to_device(batch, device)
-        batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
+
+    def loss(batch: dict) -> tuple[torch.Tensor, str]:
         out_losses = losses(model, batch, config)
-        loss = out_losses["onset"] + out_losses["frame"]
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        audio_s += config.batch * config.crop_frames * 256 / 22050
-        running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
-        elapsed = time.perf_counter() - started
-        print(f"\rstep {step}/{config.steps} loss {running:.2f} lr {scheduler.get_last_lr()[0]:.2e} "
-              f"{audio_s / elapsed:.1f} s audio/s", end="", file=sys.stderr)  # fmt: skip
-        out_of_time = config.out_of_time(elapsed)
-        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
-            metrics = validate(model, valid_loader, config, device)
-            log.append({"step": step, "train_loss": round(running, 3), "minutes": round(elapsed / 60, 2), **metrics})
-            print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": asdict(config)}  # fmt: skip
-            save_checkpoint(out, state)
-        if step == config.stop_after or out_of_time:
-            break
-    print(f"\ntrained {parameter_count(model)} parameters for {step} steps", file=sys.stderr)
+        return out_losses["onset"] + out_losses["frame"], ""
+
+    task = Task(model, loss, lambda loader: validate(model, loader, config, device),
+                lambda weights: load_grown(model, weights), warmup_steps=100, train_seed=config.seed)  # fmt: skip
+    train_loop(data, out, config, task, device)
 
 
 def export(run: Path, out: Path) -> None:

@@ -35,6 +35,8 @@ class RunConfig:
     init: str = ""  # a checkpoint whose weights start a fine-tune (optimiser and schedule start afresh)
     valid_items: int = 96
     checkpoint_every: int = 100
+    stop_after: int = 0  # end the run after this many steps (0: at `steps`), the schedule still spanning `steps`
+    key_offsets: bool = False  # targets end at key releases, not when a pedalled note stops sounding
 
     @property
     def cqt(self) -> CQTConfig:

@@ -11,21 +11,18 @@ the same HCQT, so the backbone stays frozen by construction.
 
 from __future__ import annotations
 
-import json
-import math
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rtamt.training.backbone import WARM_FRAMES
-from rtamt.training.dataset import SynthCrops
 from rtamt.training.export import (
-    RunConfig, export_streaming, load_checkpoint, save_checkpoint, to_device, train_export_cli, training_device,
+    RunConfig, export_streaming, load_checkpoint, to_device, train_export_cli, training_device,
 )  # fmt: skip
+from rtamt.training.loop import Task, train_loop
 from rtamt.training.models import TimbreEncoder
 
 
@@ -99,55 +96,14 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
     device = training_device(config.device, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     model = TimbreEncoder(config.dim, config.width).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = lambda step: min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    checkpoint = out / "checkpoint.pt"
-    step, log = 0, []
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, log = state["step"], state["log"]
-        generator.set_state(state["generator"])
-        print(f"resumed at step {step}", file=sys.stderr)
-    elif config.init:
-        model.load_state_dict(load_checkpoint(Path(config.init))["model"])
-        print(f"fine-tuning from {config.init}", file=sys.stderr)
-    train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps, train=True,
-                           cqt=config.cqt, seed=config.seed + 1)  # fmt: skip
-    valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch,
-                                         sampler=range(step * config.batch, config.steps * config.batch),
-                                         num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=config.batch, num_workers=min(config.workers, 4))
-    started, running = time.perf_counter(), None
-    for batch in loader:
-        batch = to_device(batch, device, keep=("instrument",))
-        batch["hcqt"] = batch["hcqt"].contiguous(memory_format=torch.channels_last)
-        loss, pos, neg = batch_loss(model, batch, config, generator)
-        if loss is not None:
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
-        scheduler.step()
-        step += 1
-        elapsed = time.perf_counter() - started
-        print(f"\rstep {step}/{config.steps} loss {running or 0:.3f} pos {pos:.2f} neg {neg:.2f} "
-              f"{elapsed / 60:.1f} min", end="", file=sys.stderr)  # fmt: skip
-        out_of_time = config.out_of_time(elapsed)
-        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
-            log.append({"step": step, "train_loss": round(running or 0, 4), "minutes": round(elapsed / 60, 2),
-                        **validate(model, valid_loader, config, device)})  # fmt: skip
-            print(f"\n{json.dumps(log[-1])}", file=sys.stderr)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "step": step, "log": log, "config": asdict(config), "generator": generator.get_state()}  # fmt: skip
-            save_checkpoint(out, state)
-        if out_of_time:
-            break
+
+    def loss(batch: dict) -> tuple[torch.Tensor | None, str]:
+        value, pos, neg = batch_loss(model, batch, config, generator)
+        return value, f"pos {pos:.2f} neg {neg:.2f}"
+
+    task = Task(model, loss, lambda loader: validate(model, loader, config, device), model.load_state_dict,
+                warmup_steps=50, train_seed=config.seed + 1, keep_on_cpu=("instrument",), generator=generator)  # fmt: skip
+    train_loop(data, out, config, task, device)
 
 
 @torch.no_grad()

@@ -1,0 +1,213 @@
+"""Sinks: where note events go. A sink takes ``send(event)`` for every event in stream order and
+``close()``, which ends every note still sounding and releases the sink. Built in: a MIDI output port, a
+MIDI file (one track per timbre), JSON lines and OSC; more come from plugins (rtamt/plugins.py).
+
+Sinks run in the live engine's worker thread, never in the audio callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from typing import IO, Protocol, runtime_checkable
+
+import mido
+
+from rtamt.live import LiveError
+from rtamt.midi import channel_for, write_midi_file
+from rtamt.tracker import NoteEvent
+
+PORT_RELEASE_S = 0.25  # wait before closing a MIDI port, so the MIDI system delivers the last note-offs
+OSC_ADDRESS = "/rtamt/note"
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Anything with ``send(event)`` and ``close()`` can be a sink (a second ``close`` must do nothing)."""
+
+    def send(self, event: NoteEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(ABC):
+    """Base for sinks: keeps what sounds, so that a re-strike ends the previous note first, a note-off
+    for a silent note is dropped, and :meth:`close` ends every sounding note. Subclasses implement
+    :meth:`emit` (one well-formed event) and, if they hold something, :meth:`release`."""
+
+    name = "sink"
+
+    def __init__(self) -> None:
+        self.sounding: dict[tuple[int, int], NoteEvent] = {}  # (timbre, pitch) -> its note-on
+        self.sent = 0  # note-ons sent
+        self._frame = 0  # latest frame seen: where close() ends what still sounds
+        self.closed = False
+
+    def send(self, event: NoteEvent) -> None:
+        key = (event.timbre, event.pitch)
+        self._frame = max(self._frame, event.frame)
+        if event.on:
+            if key in self.sounding:  # re-strike: end the previous note first
+                self.emit(replace(event, on=False, velocity=0))
+            self.sounding[key] = event
+            self.sent += 1
+        elif self.sounding.pop(key, None) is None:
+            return
+        self.emit(event)
+
+    @abstractmethod
+    def emit(self, event: NoteEvent) -> None:
+        """Deliver one event (note-ons and note-offs arrive paired)."""
+
+    def all_off(self) -> None:
+        """A note-off for every sounding note."""
+        for (timbre, pitch), on in sorted(self.sounding.items()):
+            end = max(self._frame, on.frame + 1)
+            self.emit(NoteEvent(False, pitch, end, end, 0, timbre))
+        self.sounding.clear()
+
+    def release(self) -> None:
+        """Give back what the sink holds (port, file); called once by :meth:`close`."""
+
+    def close(self) -> None:
+        """End every sounding note and release the sink; a second call does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        self.all_off()
+        self.release()
+
+
+class MidiPortSink(Sink):
+    """Note events to a MIDI output port (python-rtmidi): a virtual port named ``virtual`` or the existing
+    port whose name contains ``port``; ``api`` auto, jack or alsa."""
+
+    name = "midi-port"
+
+    def __init__(self, virtual: str | None = "rtamt", port: str | None = None, api: str = "auto") -> None:
+        super().__init__()
+        import rtmidi
+
+        if not port and sys.platform == "win32":
+            raise LiveError(no_virtual_ports_message("Windows MIDI cannot create virtual ports"))
+        apis = {"auto": rtmidi.API_UNSPECIFIED, "jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
+        if api not in apis:
+            raise LiveError(f"MIDI api {api!r} unknown: one of {sorted(apis)}")
+        try:
+            self._out = rtmidi.MidiOut(apis[api], name="rtamt")
+        except rtmidi.SystemError as err:
+            raise LiveError(f"no MIDI system available ({err})") from None
+        if port:
+            ports = self._out.get_ports()
+            matches = [i for i, name in enumerate(ports) if port.lower() in name.lower()]
+            if not matches:
+                raise LiveError(f"MIDI port {port!r} not found; available: {ports or 'none'}")
+            self._out.open_port(matches[0])
+            self.port_name = ports[matches[0]]
+            return
+        try:
+            self._out.open_virtual_port(virtual or "rtamt")
+        except (rtmidi.SystemError, NotImplementedError) as err:
+            reason = f"cannot open a virtual MIDI port here ({err})"
+            raise LiveError(no_virtual_ports_message(reason)) from None
+        self.port_name = virtual or "rtamt"
+
+    def emit(self, event: NoteEvent) -> None:
+        channel = channel_for(event.timbre)
+        if event.on:
+            velocity = max(event.velocity, 1)
+            message = mido.Message("note_on", channel=channel, note=event.pitch, velocity=velocity)
+        else:
+            message = mido.Message("note_off", channel=channel, note=event.pitch)
+        self._out.send_message(message.bytes())
+
+    def all_off(self) -> None:
+        """Note-off for every sounding note, then All Notes Off on every channel used."""
+        channels = sorted({channel_for(timbre) for timbre, _ in self.sounding})
+        super().all_off()
+        for channel in channels:
+            self._out.send_message(mido.Message("control_change", channel=channel, control=123).bytes())
+
+    def release(self) -> None:
+        time.sleep(PORT_RELEASE_S)  # a loaded machine can hold back a JACK cycle well beyond its period
+        self._out.close_port()
+        del self._out
+
+
+def no_virtual_ports_message(reason: str) -> str:
+    """What to do where the MIDI system cannot create a virtual port (Windows MME)."""
+    return (f"{reason}; install a loopback MIDI driver (e.g. loopMIDI on Windows), then send to its port "
+            "with --midi-port NAME (rtamt devices lists the ports)")  # fmt: skip
+
+
+class MidiFileSink(Sink):
+    """Note events into a type-1 MIDI file at ``path``, one track per timbre, written (atomically) on
+    close."""
+
+    name = "midi-file"
+
+    def __init__(self, path: str | os.PathLike = "rtamt.mid") -> None:
+        super().__init__()
+        self.path = path
+        self.events: list[NoteEvent] = []
+        self.tracks = 0
+
+    def emit(self, event: NoteEvent) -> None:
+        self.events.append(event)
+
+    def release(self) -> None:
+        self.tracks = write_midi_file(self.path, self.events, [e.timbre for e in self.events])
+
+
+class JsonLinesSink(Sink):
+    """One JSON object per event, on stdout (``path`` "-") or appended to a file: ``t`` (monotonic clock
+    when sent), ``on``, ``pitch``, ``velocity``, ``channel`` (1-16), ``time_s`` (stream time)."""
+
+    name = "jsonl"
+
+    def __init__(self, path: str | os.PathLike = "-") -> None:
+        super().__init__()
+        self._own = os.fspath(path) != "-"
+        self._out: IO[str] = open(path, "a") if self._own else sys.stdout  # noqa: SIM115 - closed in release
+
+    def emit(self, event: NoteEvent) -> None:
+        record = {"t": round(time.monotonic(), 4), "on": event.on, "pitch": event.pitch,
+                  "velocity": event.velocity, "channel": channel_for(event.timbre) + 1,
+                  "time_s": round(event.time_s, 4)}  # fmt: skip
+        self._out.write(json.dumps(record) + "\n")
+        self._out.flush()
+
+    def release(self) -> None:
+        if self._own:
+            self._out.close()
+
+
+class OscSink(Sink):
+    """Open Sound Control over UDP (python-osc, the ``osc`` extra): every event as ``address`` with
+    channel (1-16), pitch, velocity (0 ends the note) and stream time in seconds, for Max, Pd,
+    TouchDesigner, SuperCollider."""
+
+    name = "osc"
+
+    def __init__(self, host: str = "127.0.0.1", port: int | str = 9000, address: str = OSC_ADDRESS) -> None:
+        super().__init__()
+        try:
+            from pythonosc.udp_client import SimpleUDPClient
+        except ImportError:
+            raise ImportError("the osc sink needs python-osc: pip install 'rtamt-live[osc]'") from None
+        self.address = address
+        self._client = SimpleUDPClient(host, int(port))
+
+    def emit(self, event: NoteEvent) -> None:
+        velocity = max(event.velocity, 1) if event.on else 0
+        self._client.send_message(self.address, [channel_for(event.timbre) + 1, event.pitch, velocity,
+                                                 float(event.time_s)])  # fmt: skip
+
+
+BUILTIN_SINKS: dict[str, type[Sink]] = {
+    cls.name: cls for cls in (MidiPortSink, MidiFileSink, JsonLinesSink, OscSink)
+}

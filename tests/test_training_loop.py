@@ -1,0 +1,52 @@
+"""The training loop both trainers share: a run stopped and resumed from its checkpoint ends with the same
+weights as a run straight through, for the backbone and the timbre encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("music21")
+
+from tests.conftest import needs_synth  # noqa: E402
+
+COMMON = dict(steps=4, batch=2, crop_frames=64, workers=0, valid_items=2, checkpoint_every=2, threads=1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rtamt.training import data
+
+    out = tmp_path_factory.mktemp("shards")
+    config = data.BuildConfig(seed=7)
+    original, data.SHARD_EXAMPLES = data.SHARD_EXAMPLES, 2
+    try:
+        data.build_split(out, "train", 2 * data.EXAMPLE_S / 3600, config, {}, workers=1)
+        data.build_split(out, "valid", 1 * data.EXAMPLE_S / 3600, config, {}, workers=1)
+    finally:
+        data.SHARD_EXAMPLES = original
+    return out
+
+
+@needs_synth
+@pytest.mark.parametrize("trainer", ["backbone", "timbre"])
+def test_a_resumed_run_ends_where_a_straight_run_does(shards: Path, tmp_path: Path, trainer: str) -> None:
+    from rtamt.training import backbone, timbre
+
+    trainers = {"backbone": (backbone, backbone.TrainConfig), "timbre": (timbre, timbre.TimbreConfig)}
+    module, config_class = trainers[trainer]
+    extra = {"bins_per_crop": 64} if trainer == "timbre" else {}
+    module.train(shards, tmp_path / "straight", config_class(**COMMON, **extra))
+    module.train(shards, tmp_path / "resumed", config_class(**COMMON, **extra, stop_after=2))
+    halfway = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert halfway["step"] == 2
+    module.train(shards, tmp_path / "resumed", config_class(**COMMON, **extra))
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert straight["step"] == resumed["step"] == 4
+    assert [e["step"] for e in resumed["log"]] == [2, 4]
+    for name, weights in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][name], weights, rtol=0, atol=0)
+    assert any(not torch.equal(halfway["model"][n], w) for n, w in straight["model"].items())  # it trained on
