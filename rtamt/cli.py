@@ -18,6 +18,7 @@ from rtamt.midi import channel_for, write_midi_file
 from rtamt.models import ModelError, models_dir
 from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import events_to_notes
+from rtamt.view import DEFAULT_PORT as DEFAULT_VIEW_PORT
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
@@ -108,6 +109,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     summary = run_live(
         lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
+        view_port=args.view,
     )  # fmt: skip
     print(json.dumps(summary), file=sys.stderr)
     return 0
@@ -205,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
     live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
     live.add_argument("--quiet", action="store_true", help="no status line")
+    live.add_argument("--view", nargs="?", type=int, const=DEFAULT_VIEW_PORT, metavar="PORT",
+                      help=f"serve a live piano roll on http://127.0.0.1:PORT/ (default {DEFAULT_VIEW_PORT}; 0: any free port)")  # fmt: skip
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
     live.set_defaults(func=cmd_live)

@@ -340,8 +340,8 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str | None, realtime: bool,
              samplerate: int | None, virtual_port: str | None, midi_port: str | None, midi_api: str,
-             events_json: bool, no_midi: bool = False, status: bool = True) -> dict:  # fmt: skip
-    """The `rtamt live` command: returns the final statistics."""
+             events_json: bool, no_midi: bool = False, status: bool = True, view_port: int | None = None) -> dict:  # fmt: skip
+    """The `rtamt live` command: returns the final statistics. ``view_port``: serve the live view there."""
     is_file = input_spec is not None and Path(input_spec).is_file()
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
@@ -355,8 +355,22 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         print(json.dumps({"t": round(now, 4), "on": event.on, "pitch": event.pitch, "velocity": event.velocity,
                           "channel": channel_for(event.timbre) + 1, "time_s": round(event.time_s, 4)}), flush=True)  # fmt: skip
 
+    view = None
+
+    def on_event(event: NoteEvent, now: float) -> None:
+        if events_json:
+            print_event(event, now)
+        if view is not None:
+            view.send(event)
+
     backlog = None if is_file and not realtime else 0.5
-    engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, print_event if events_json else None, backlog)
+    engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, on_event, backlog)
+    if view_port is not None:
+        from rtamt.view import open_view
+
+        kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
+        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")
+        print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
     stream = None
     stop_on_signals(engine.stop)
     engine.start()
@@ -392,6 +406,8 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         engine.join(5.0)
         if sink is not None:
             sink.close()
+        if view is not None:
+            view.close()
         if status:
             print("\r" + engine.status_line(), file=sys.stderr)
     if engine.error is not None:

@@ -1,0 +1,185 @@
+// rtamt live view: websocket messages in, a scrolling piano roll drawn once per animation frame.
+"use strict";
+
+const SPAN_S = 10;          // seconds of stream shown across the roll
+const LEVEL_LANE = 48;      // px of input level under the roll
+const LEVEL_FLOOR_DB = -60;
+const RECENT = 8;           // note-ons listed with their delay
+const DELAYS_KEPT = 50;     // note-ons behind the median delay
+
+const view = {
+  palette: [], pitchMin: 24, pitchMax: 107,
+  counts: new Map(),        // channel -> note-ons sent
+  notes: [],                // {pitch, channel, t0, t1 (null while sounding)}
+  open: new Map(),          // channel * 128 + pitch -> note
+  levels: [],               // [stream s, dBFS]
+  recent: [], delays: [],
+  pos: 0, offset: null, shown: 0, ended: false, status: {},
+};
+
+function timbreOf(channel) { return channel < 9 ? channel + 1 : channel; }  // channel 10 is never used
+function noteName(pitch) {
+  return ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][pitch % 12] + (Math.floor(pitch / 12) - 1);
+}
+
+function apply(event, live) {
+  const [on, pitch, channel, velocity, t, sentAt] = event;
+  const key = channel * 128 + pitch;
+  const sounding = view.open.get(key);
+  if (sounding) { sounding.t1 = t; view.open.delete(key); }
+  if (!on) return;
+  const note = {pitch, channel, velocity, t0: t, t1: null};
+  view.notes.push(note);
+  view.open.set(key, note);
+  if (live) view.counts.set(channel, (view.counts.get(channel) || 0) + 1);
+  const delay = sentAt - t;
+  view.recent.unshift({pitch, channel, delay});
+  view.recent.length = Math.min(view.recent.length, RECENT);
+  view.delays.push(delay);
+  if (view.delays.length > DELAYS_KEPT) view.delays.shift();
+}
+
+function applyStatus(message) {
+  view.status = message;
+  const now = performance.now() / 1000;
+  const offset = message.pos - now;
+  // follow the stream clock smoothly; jump only when far off (start, reconnect, a file read fast)
+  if (view.offset === null || Math.abs(offset - view.offset) > 0.5) view.offset = offset;
+  else view.offset += 0.1 * (offset - view.offset);
+  view.pos = message.pos;
+  view.levels.push([message.pos, message.level_db]);
+  while (view.levels.length && view.levels[0][0] < message.pos - SPAN_S - 1) view.levels.shift();
+}
+
+function onMessage(message) {
+  if (message.type === "hello") {
+    Object.assign(view, {palette: message.palette, pitchMin: message.pitch_min, pitchMax: message.pitch_max,
+      counts: new Map(Object.entries(message.counts).map(([c, n]) => [Number(c), n])),
+      notes: [], open: new Map(), levels: [], recent: [], delays: [], offset: null, ended: false});
+    for (const event of message.events) apply(event, false);
+    document.getElementById("source").textContent = message.source || "";
+    applyStatus(message);
+    setState("live", "live");
+  } else if (message.type === "tick") {
+    for (const event of message.events) apply(event, true);
+    applyStatus(message);
+  } else if (message.type === "end") {
+    view.ended = true;
+    setState("ended", "stream ended");
+  }
+  updatePanel();
+}
+
+function setState(state, text) {
+  document.body.dataset.state = state;
+  document.getElementById("state").textContent = text;
+}
+
+function connect() {
+  const socket = new WebSocket(`ws://${location.host}/events`);
+  socket.onmessage = (message) => onMessage(JSON.parse(message.data));
+  socket.onclose = () => {
+    if (view.ended) return;
+    setState("reconnecting", "disconnected: retrying…");
+    setTimeout(connect, 1000);
+  };
+}
+
+function updatePanel() {
+  let total = 0;
+  const legend = document.getElementById("legend");
+  const channels = [...view.counts.keys()].sort((a, b) => a - b);
+  const items = channels.map((channel) => {
+    const count = view.counts.get(channel);
+    total += count;
+    const item = document.createElement("li");
+    item.dataset.channel = channel + 1;
+    item.dataset.count = count;
+    item.innerHTML = `<span class="swatch" style="background:${view.palette[channel]}"></span>` +
+      `timbre ${timbreOf(channel)} <span class="small">ch ${channel + 1}</span><span class="count">${count}</span>`;
+    return item;
+  });
+  legend.replaceChildren(...items);
+  document.getElementById("notes-total").textContent = total;
+  document.body.dataset.notes = total;
+
+  const s = view.status;
+  const level = s.level_db ?? -120;
+  const fraction = Math.max(0, Math.min(1, (level - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB));
+  document.getElementById("level-bar").style.width = `${(100 * fraction).toFixed(1)}%`;
+  document.getElementById("level-text").textContent = `${level.toFixed(1)} dBFS peak`;
+  document.getElementById("drops").textContent =
+    `${s.dropped_blocks ?? 0} audio blocks dropped (${(s.skipped_s ?? 0).toFixed(2)} s skipped), ` +
+    `${s.view_dropped ?? 0} view events dropped`;
+  document.getElementById("load").textContent =
+    s.hop_ms_p99 == null ? "" : `worker p99 ${s.hop_ms_p99.toFixed(2)} ms per 11.61 ms hop`;
+  const sorted = [...view.delays].sort((a, b) => a - b);
+  document.getElementById("delay-median").textContent = sorted.length
+    ? `median ${(1000 * sorted[Math.floor(sorted.length / 2)]).toFixed(0)} ms of the last ${sorted.length}` : "–";
+  document.getElementById("recent").replaceChildren(...view.recent.map((r) => {
+    const item = document.createElement("li");
+    item.innerHTML = `<span class="swatch" style="background:${view.palette[r.channel]}"></span>` +
+      `${noteName(r.pitch)} <span class="small">timbre ${timbreOf(r.channel)}</span>` +
+      `<span class="count">${(1000 * r.delay).toFixed(0)} ms</span>`;
+    return item;
+  }));
+}
+
+function draw() {
+  const canvas = document.getElementById("roll");
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.round(canvas.clientWidth * ratio), height = Math.round(canvas.clientHeight * ratio);
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  const g = canvas.getContext("2d");
+  const clock = view.offset === null ? 0 : performance.now() / 1000 + view.offset;
+  // never run ahead of what has arrived by more than a tick's worth, never step back
+  let now = view.ended ? view.pos : Math.min(clock, view.pos + 0.1);
+  if (!view.ended && now < view.shown && view.shown - now < 0.5) now = view.shown;
+  view.shown = now;
+
+  const lane = LEVEL_LANE * ratio, rollHeight = height - lane;
+  const rows = view.pitchMax - view.pitchMin + 1, row = rollHeight / rows;
+  const x = (t) => Math.round(width * (1 - (now - t) / SPAN_S));
+  const y = (pitch) => Math.round(rollHeight - (pitch - view.pitchMin + 1) * row);
+  g.fillStyle = "#0b1020";
+  g.fillRect(0, 0, width, height);
+  g.fillStyle = "#131a2e";
+  for (let pitch = view.pitchMin; pitch <= view.pitchMax; pitch++) {
+    if ([1, 3, 6, 8, 10].includes(pitch % 12)) g.fillRect(0, y(pitch), width, Math.max(1, Math.round(row)));
+  }
+  g.fillStyle = "#273449";
+  g.font = `${11 * ratio}px system-ui`;
+  for (let pitch = view.pitchMin; pitch <= view.pitchMax; pitch++) {
+    if (pitch % 12 !== 0) continue;
+    g.fillRect(0, y(pitch) + Math.round(row), width, 1);
+    g.fillText(noteName(pitch), 4 * ratio, y(pitch) + Math.round(row) - 2 * ratio);
+  }
+  for (let s = Math.ceil(now - SPAN_S); s <= now; s++) g.fillRect(x(s), 0, 1, rollHeight);
+
+  let kept = 0;
+  for (const note of view.notes) {
+    const end = note.t1 === null ? now : note.t1;
+    if (end >= now - SPAN_S - 2) view.notes[kept++] = note;  // forget what scrolled out
+    if (end < now - SPAN_S || note.t0 > now) continue;
+    const left = Math.max(0, x(note.t0));
+    g.fillStyle = view.palette[note.channel] || "#ffffff";
+    g.fillRect(left, y(note.pitch), Math.max(2, x(end) - left), Math.max(2, Math.round(row) - 1));
+  }
+  view.notes.length = kept;
+
+  g.fillStyle = "#111827";
+  g.fillRect(0, rollHeight, width, lane);
+  g.fillStyle = "#475569";
+  for (let i = 0; i < view.levels.length; i++) {
+    const [t, db] = view.levels[i];
+    const next = i + 1 < view.levels.length ? view.levels[i + 1][0] : now;
+    const h = Math.max(0, Math.min(1, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB)) * (lane - 4 * ratio);
+    g.fillRect(x(t), height - h, Math.max(1, x(next) - x(t)), h);
+  }
+  g.fillStyle = "#94a3b8";
+  g.fillText("input level", 4 * ratio, rollHeight + 12 * ratio);
+  requestAnimationFrame(draw);
+}
+
+connect();
+requestAnimationFrame(draw);
