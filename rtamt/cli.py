@@ -64,6 +64,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     else:
         mode = "timbres refined in hindsight" if args.refine else "timbres assigned online"
     print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
+    if args.plot:
+        from rtamt.plot import plot_roll
+
+        plot_roll(events, args.plot, f"{Path(args.audio).name}: rtamt's notes, one colour per MIDI channel")
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -81,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
-        report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
+        report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say, args.plot)}
     if args.separation and args.data:
         report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models)
         if not args.per_piece:
@@ -181,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mode_option(transcribe, "accurate")
     transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
+    transcribe.add_argument("--plot", metavar="PNG", help="also draw the notes as a piano roll (needs the plot extra)")
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -193,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to evaluate "
                                                       "instead of the shipped models")  # fmt: skip
+    evaluate.add_argument("--plot", metavar="DIR", type=Path,
+                          help="with DATA_DIR: one PNG per piece, reference against rtamt (hits, misses, false notes)")  # fmt: skip
     add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 
