@@ -15,6 +15,7 @@ const view = {
   levels: [],               // [stream s, dBFS]
   recent: [], delays: [],
   pos: 0, offset: null, shown: 0, ended: false, status: {},
+  notesChanged: true, panelAt: 0, background: null, backgroundKey: "",
 };
 
 function timbreOf(channel) { return channel < 9 ? channel + 1 : channel; }  // channel 10 is never used
@@ -28,6 +29,7 @@ function apply(event, live) {
   const sounding = view.open.get(key);
   if (sounding) { sounding.t1 = t; view.open.delete(key); }
   if (!on) return;
+  view.notesChanged = true;
   const note = {pitch, channel, velocity, t0: t, t1: null};
   view.notes.push(note);
   view.open.set(key, note);
@@ -60,14 +62,21 @@ function onMessage(message) {
     document.getElementById("source").textContent = message.source || "";
     applyStatus(message);
     setState("live", "live");
+    view.background = null;
   } else if (message.type === "tick") {
     for (const event of message.events) apply(event, true);
     applyStatus(message);
   } else if (message.type === "end") {
     view.ended = true;
     setState("ended", "stream ended");
+    view.panelAt = 0;
   }
-  updatePanel();
+  // the side panel changes the page's layout: at most 5 times a second (the canvas is redrawn every frame)
+  const now = performance.now();
+  if (now - view.panelAt >= 200) {
+    view.panelAt = now;
+    updatePanel();
+  }
 }
 
 function setState(state, text) {
@@ -79,6 +88,7 @@ function connect() {
   const socket = new WebSocket(`ws://${location.host}/events`);
   socket.onmessage = (message) => onMessage(JSON.parse(message.data));
   socket.onclose = () => {
+    updatePanel();
     if (view.ended) return;
     setState("reconnecting", "disconnected: retrying…");
     setTimeout(connect, 1000);
@@ -86,6 +96,9 @@ function connect() {
 }
 
 function updatePanel() {
+  updateMeters();
+  if (!view.notesChanged) return;
+  view.notesChanged = false;
   let total = 0;
   const legend = document.getElementById("legend");
   const channels = [...view.counts.keys()].sort((a, b) => a - b);
@@ -102,17 +115,6 @@ function updatePanel() {
   legend.replaceChildren(...items);
   document.getElementById("notes-total").textContent = total;
   document.body.dataset.notes = total;
-
-  const s = view.status;
-  const level = s.level_db ?? -120;
-  const fraction = Math.max(0, Math.min(1, (level - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB));
-  document.getElementById("level-bar").style.width = `${(100 * fraction).toFixed(1)}%`;
-  document.getElementById("level-text").textContent = `${level.toFixed(1)} dBFS peak`;
-  document.getElementById("drops").textContent =
-    `${s.dropped_blocks ?? 0} audio blocks dropped (${(s.skipped_s ?? 0).toFixed(2)} s skipped), ` +
-    `${s.view_dropped ?? 0} view events dropped`;
-  document.getElementById("load").textContent =
-    s.hop_ms_p99 == null ? "" : `worker p99 ${s.hop_ms_p99.toFixed(2)} ms per 11.61 ms hop`;
   const sorted = [...view.delays].sort((a, b) => a - b);
   document.getElementById("delay-median").textContent = sorted.length
     ? `median ${(1000 * sorted[Math.floor(sorted.length / 2)]).toFixed(0)} ms of the last ${sorted.length}` : "–";
@@ -125,22 +127,28 @@ function updatePanel() {
   }));
 }
 
-function draw() {
-  const canvas = document.getElementById("roll");
-  const ratio = window.devicePixelRatio || 1;
-  const width = Math.round(canvas.clientWidth * ratio), height = Math.round(canvas.clientHeight * ratio);
-  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
-  const g = canvas.getContext("2d");
-  const clock = view.offset === null ? 0 : performance.now() / 1000 + view.offset;
-  // never run ahead of what has arrived by more than a tick's worth, never step back
-  let now = view.ended ? view.pos : Math.min(clock, view.pos + 0.1);
-  if (!view.ended && now < view.shown && view.shown - now < 0.5) now = view.shown;
-  view.shown = now;
+function setText(id, text) {
+  const element = document.getElementById(id);
+  if (element.textContent !== text) element.textContent = text;
+}
 
-  const lane = LEVEL_LANE * ratio, rollHeight = height - lane;
-  const rows = view.pitchMax - view.pitchMin + 1, row = rollHeight / rows;
-  const x = (t) => Math.round(width * (1 - (now - t) / SPAN_S));
-  const y = (pitch) => Math.round(rollHeight - (pitch - view.pitchMin + 1) * row);
+function updateMeters() {
+  const s = view.status;
+  const level = s.level_db ?? -120;
+  const fraction = Math.max(0, Math.min(1, (level - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB));
+  document.getElementById("level-bar").style.transform = `scaleX(${fraction.toFixed(3)})`;
+  setText("level-text", `${level.toFixed(1)} dBFS peak`);
+  setText("drops", `${s.dropped_blocks ?? 0} audio blocks dropped (${(s.skipped_s ?? 0).toFixed(2)} s skipped), ` +
+    `${s.view_dropped ?? 0} view events dropped`);
+  setText("load", s.hop_ms_p99 == null ? "" : `worker p99 ${s.hop_ms_p99.toFixed(2)} ms per 11.61 ms hop`);
+}
+
+function drawBackground(width, height, ratio, rollHeight, row, y) {
+  // what does not scroll: pitch rows, octave lines and names, the level lane (drawn once per size)
+  const background = document.createElement("canvas");
+  background.width = width;
+  background.height = height;
+  const g = background.getContext("2d", {alpha: false});
   g.fillStyle = "#0b1020";
   g.fillRect(0, 0, width, height);
   g.fillStyle = "#131a2e";
@@ -154,6 +162,36 @@ function draw() {
     g.fillRect(0, y(pitch) + Math.round(row), width, 1);
     g.fillText(noteName(pitch), 4 * ratio, y(pitch) + Math.round(row) - 2 * ratio);
   }
+  g.fillStyle = "#111827";
+  g.fillRect(0, rollHeight, width, height - rollHeight);
+  g.fillStyle = "#94a3b8";
+  g.fillText("input level", 4 * ratio, rollHeight + 12 * ratio);
+  return background;
+}
+
+function draw() {
+  const canvas = document.getElementById("roll");
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.round(canvas.clientWidth * ratio), height = Math.round(canvas.clientHeight * ratio);
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  const g = canvas.getContext("2d", {alpha: false});
+  const clock = view.offset === null ? 0 : performance.now() / 1000 + view.offset;
+  // never run ahead of what has arrived by more than a tick's worth, never step back
+  let now = view.ended ? view.pos : Math.min(clock, view.pos + 0.1);
+  if (!view.ended && now < view.shown && view.shown - now < 0.5) now = view.shown;
+  view.shown = now;
+
+  const lane = LEVEL_LANE * ratio, rollHeight = height - lane;
+  const rows = view.pitchMax - view.pitchMin + 1, row = rollHeight / rows;
+  const x = (t) => Math.round(width * (1 - (now - t) / SPAN_S));
+  const y = (pitch) => Math.round(rollHeight - (pitch - view.pitchMin + 1) * row);
+  const key = `${width}x${height}x${ratio}`;
+  if (view.backgroundKey !== key || view.background === null) {
+    view.background = drawBackground(width, height, ratio, rollHeight, row, y);
+    view.backgroundKey = key;
+  }
+  g.drawImage(view.background, 0, 0);
+  g.fillStyle = "#273449";
   for (let s = Math.ceil(now - SPAN_S); s <= now; s++) g.fillRect(x(s), 0, 1, rollHeight);
 
   let kept = 0;
@@ -167,17 +205,15 @@ function draw() {
   }
   view.notes.length = kept;
 
-  g.fillStyle = "#111827";
-  g.fillRect(0, rollHeight, width, lane);
   g.fillStyle = "#475569";
+  g.beginPath();  // one fill for the whole level lane
   for (let i = 0; i < view.levels.length; i++) {
     const [t, db] = view.levels[i];
     const next = i + 1 < view.levels.length ? view.levels[i + 1][0] : now;
     const h = Math.max(0, Math.min(1, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB)) * (lane - 4 * ratio);
-    g.fillRect(x(t), height - h, Math.max(1, x(next) - x(t)), h);
+    g.rect(x(t), height - h, Math.max(1, x(next) - x(t)), h);
   }
-  g.fillStyle = "#94a3b8";
-  g.fillText("input level", 4 * ratio, rollHeight + 12 * ratio);
+  g.fill();
   requestAnimationFrame(draw);
 }
 
