@@ -369,7 +369,12 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         from rtamt.view import open_view
 
         kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
-        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")
+        try:
+            view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")
+        except LiveError:
+            if sink is not None:
+                sink.close()
+            raise
         print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
     stream = None
     stop_on_signals(engine.stop)

@@ -12,12 +12,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from rtamt.audio import read_blocks
 from rtamt.palette import CHANNEL_COLOURS, rgb_of, timbre_of
 from rtamt.tracker import NoteEvent
 from rtamt.view.sink import ViewSink
@@ -120,6 +123,63 @@ def test_server_streams_to_two_pages_while_a_third_never_reads() -> None:
         assert [e[1] for e in ons] == [*range(61, 71), 72]
         assert [e[2] for e in ons[-3:]] == [1, 0, 3]  # channel of timbre 3 (0-based) is 3
         assert all(m["pos"] == 2.0 for m in messages[:-1])
+
+
+def fake_engine() -> SimpleNamespace:
+    """The counters ``engine_status`` reads, as a LiveEngine has them."""
+    stats = SimpleNamespace(samples=44100, level_db=-12.0, skipped_samples=0, hop_ms=[1.0, 2.0], nonfinite=0)
+    return SimpleNamespace(stats=stats, rate=44100, ring=SimpleNamespace(dropped_blocks=0))
+
+
+def test_a_taken_port_is_a_clear_live_error() -> None:
+    pytest.importorskip("aiohttp", reason="the view extra (aiohttp) is not installed")
+    from rtamt.live import LiveError
+    from rtamt.view import open_view
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(LiveError, match="cannot serve the live view"):
+            open_view(taken.getsockname()[1], fake_engine(), "test")
+    view = open_view(0, fake_engine(), "test")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", view.url)
+    view.close()
+
+
+@pytest.mark.skipif(
+    not (EXAMPLE.parent.parent / "models" / "backbone.onnx").exists(), reason="shipped model missing"
+)
+def test_stopping_the_view_mid_stream_leaves_the_stream_whole() -> None:
+    """Stopping the view's server while notes are coming leaves the stream whole: the worker finishes and
+    sends exactly the offline chain's events, every one also offered to the view's sink."""
+    pytest.importorskip("aiohttp", reason="the view extra (aiohttp) is not installed")
+    from rtamt.audio import probe
+    from rtamt.live import LiveEngine, feed_file
+    from rtamt.pipeline import build_transcriber
+    from rtamt.view import open_view
+
+    rate = probe(EXAMPLE / "mix.flac").samplerate
+    seen: list[NoteEvent] = []
+    first = threading.Event()
+    view = None
+
+    def on_event(event: NoteEvent, now: float) -> None:
+        seen.append(event)
+        view.send(event)
+        first.set()
+
+    engine = LiveEngine(build_transcriber(rate, mode="low-latency"), rate, 1, None, on_event, None)
+    view = open_view(0, engine, "test")
+    engine.start()
+    feeder = threading.Thread(target=feed_file, args=(engine, str(EXAMPLE / "mix.flac"), False), daemon=True)
+    feeder.start()
+    assert first.wait(60)
+    view.close()  # the server goes away while notes are still coming
+    engine.join(60)
+    assert not engine._thread.is_alive() and engine.error is None
+    assert view.sent == len(seen) and engine.stats.notes == sum(e.on for e in seen) > 20
+    offline = build_transcriber(rate, mode="low-latency").chain.run(read_blocks(EXAMPLE / "mix.flac", 512))
+    assert seen == offline
 
 
 def find_chromium() -> tuple[str, str] | None:

@@ -164,8 +164,6 @@ function drawBackground(width, height, ratio, rollHeight, row, y) {
   }
   g.fillStyle = "#111827";
   g.fillRect(0, rollHeight, width, height - rollHeight);
-  g.fillStyle = "#94a3b8";
-  g.fillText("input level", 4 * ratio, rollHeight + 12 * ratio);
   return background;
 }
 
@@ -214,6 +212,9 @@ function draw() {
     g.rect(x(t), height - h, Math.max(1, x(next) - x(t)), h);
   }
   g.fill();
+  g.fillStyle = "#cbd5e1";
+  g.font = `${11 * ratio}px system-ui`;
+  g.fillText("input level", 4 * ratio, rollHeight + 12 * ratio);
   requestAnimationFrame(draw);
 }
 
