@@ -182,6 +182,43 @@ def test_stopping_the_view_mid_stream_leaves_the_stream_whole() -> None:
     assert seen == offline
 
 
+def test_live_cli_view_streams_every_note_to_a_websocket_client() -> None:
+    """`rtamt live --view 0` without a browser: a websocket client counts exactly the note-ons printed by
+    --events json, per channel, and gets the end of the stream."""
+    aiohttp = pytest.importorskip("aiohttp", reason="the view extra (aiohttp) is not installed")
+    live = subprocess.Popen(
+        [sys.executable, "-m", "rtamt", "live", "--input", str(EXAMPLE / "mix.flac"), "--no-midi", "--events",
+         "json", "--quiet", "--view", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = live.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, line + live.stderr.read()
+
+        async def read() -> tuple[dict, list[dict]]:
+            async with aiohttp.ClientSession() as http, http.ws_connect(match.group(0) + "events") as ws:
+                messages = [json.loads(message.data) async for message in ws]
+            return messages[0], messages[1:]
+
+        hello, rest = asyncio.run(read())
+        out, err = live.communicate(timeout=120)
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, err
+    sent = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    counts = {int(channel): n for channel, n in hello["counts"].items()}
+    for message in rest:
+        for event in message.get("events", []):
+            counts[event[2]] = counts.get(event[2], 0) + event[0]
+    expected: dict[int, int] = {}
+    for event in sent:
+        expected[event["channel"] - 1] = expected.get(event["channel"] - 1, 0) + event["on"]
+    assert counts == expected and sum(counts.values()) > 20
+    assert rest[-1]["type"] == "end"
+
+
 def find_chromium() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
