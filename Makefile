@@ -16,7 +16,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[test,train]'
+	$(BIN)/pip install -q -e '.[test,train,view,plot]'
 	touch $@
 
 ## Transcribe the bundled two-instrument example and print what was found.

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from rtamt.audio import probe, read_blocks
-from rtamt.backbone import NoteModels, TimbreEncoder
+from rtamt.backbone import NoteModels
 from rtamt.chain import Chain
-from rtamt.cluster import ClusterConfig, TimbreAssigner
+from rtamt.cluster import TimbreAssigner
 from rtamt.cqt import SlidingCQT
 from rtamt.evaluate import read_notes_csv, separation_metrics
 from rtamt.hcqt import HarmonicStack

@@ -15,6 +15,7 @@ from rtamt.models import ModelError
 from rtamt.pipeline import MODES, Transcriber, build_transcriber
 from rtamt.plugins import PluginError
 from rtamt.rig import Rig, load_rig
+from rtamt.view import DEFAULT_PORT as DEFAULT_VIEW_PORT
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
@@ -32,6 +33,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",
             "refined": "timbres refined in hindsight"}[result.timbres]
     print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
+    if args.plot:
+        from rtamt.plot import plot_roll
+
+        plot_roll(result.events, args.plot, f"{Path(args.audio).name}: rtamt's notes, one colour per MIDI channel")
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -42,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
-        report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say)}
+        report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say, args.plot)}
     if args.separation and args.data:
         report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models)
         if not args.per_piece:
@@ -71,7 +77,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
     sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
     try:
-        summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet)
+        summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet,
+                           view_port=args.view)  # fmt: skip
     finally:  # run_live closes them after the stream; this covers a failure before it starts
         for sink in sinks:
             sink.close()
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many timbres as found online)")  # fmt: skip
     add_models_option(transcribe)
     add_config_option(transcribe)
+    transcribe.add_argument("--plot", metavar="PNG", help="also draw the notes as a piano roll (needs the plot extra)")
     transcribe.set_defaults(func=cmd_transcribe)
 
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
@@ -228,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     add_models_option(evaluate)
+    evaluate.add_argument("--plot", metavar="DIR", type=Path,
+                          help="with DATA_DIR: one PNG per piece, reference against rtamt (hits, misses, false notes)")  # fmt: skip
     add_mode_option(evaluate, "accurate")
     evaluate.set_defaults(func=cmd_eval)
 
@@ -246,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "osc:host=H,port=P, an installed plugin's name or module:attr; options after a "
                            "colon as key=value,... (rtamt plugins lists them; default: midi-port)")  # fmt: skip
     live.add_argument("--quiet", action="store_true", help="no status line")
+    live.add_argument("--view", nargs="?", type=int, const=DEFAULT_VIEW_PORT, metavar="PORT",
+                      help=f"serve a live piano roll on http://127.0.0.1:PORT/ (default {DEFAULT_VIEW_PORT}; 0: any free port)")  # fmt: skip
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
     add_models_option(live)

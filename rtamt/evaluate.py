@@ -123,8 +123,10 @@ def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], refer
     return result
 
 
-def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable[[str], None] = print) -> dict:
-    """Every sub-folder with mix.flac and notes.csv (BACH10 layout)."""
+def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable[[str], None] = print,
+                    plot_dir: Path | None = None) -> dict:  # fmt: skip
+    """Every sub-folder with mix.flac and notes.csv (BACH10 layout); with ``plot_dir``, a PNG per piece of
+    the reference against rtamt's notes."""
     pieces = sorted(p for p in Path(data_dir).iterdir() if (p / "mix.flac").exists() and (p / "notes.csv").exists())
     if not pieces:
         raise SystemExit(f"{data_dir}: no folders with mix.flac and notes.csv")
@@ -135,7 +137,13 @@ def evaluate_folder(data_dir: Path, transcriber: Transcriber, progress: Callable
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
         results[piece.name] = evaluate_piece(transcriber, read_blocks(piece / "mix.flac", 4096), reference,
                                              info.duration_s)  # fmt: skip
-        results[piece.name].pop("_events")
+        events = results[piece.name].pop("_events")
+        if plot_dir is not None:
+            from rtamt.plot import plot_comparison
+
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+            plot_comparison(reference, events, Path(plot_dir) / f"{piece.name}.png",
+                            f"{piece.name}: onset F1 {results[piece.name]['onset_f1']:.3f}")  # fmt: skip
         progress(f"{piece.name}: onset F1 {results[piece.name]['onset_f1']:.3f}")
     return summarise(results)
 

@@ -292,9 +292,10 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 
 def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
-             sinks: Sequence[EventSink], status: bool = True) -> dict:  # fmt: skip
+             sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None) -> dict:  # fmt: skip
     """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
-    sinks are closed at the end (every note ended). Returns the final statistics."""
+    sinks are closed at the end (every note ended). ``view_port``: also serve the live view there.
+    Returns the final statistics."""
     is_file = input_spec is not None and Path(input_spec).is_file()
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
@@ -304,6 +305,14 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         channels = min(2, device["max_input_channels"])
     backlog = None if is_file and not realtime else 0.5
     engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
+    view = None
+    if view_port is not None:
+        from rtamt.view import open_view
+
+        kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
+        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")  # the caller closes sinks
+        engine.sinks.append(view)
+        print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
     stream = None
     stop_on_signals(engine.stop)
     engine.start()
@@ -339,6 +348,8 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         engine.join(5.0)
         for sink in sinks:
             sink.close()
+        if view is not None:
+            view.close()
         if status:
             print("\r" + engine.status_line(), file=sys.stderr)
     if engine.error is not None:
