@@ -200,7 +200,7 @@ class TimbreAssigner(Stage):
 
     @property
     def latency_s(self) -> float:
-        return max(self.config.decision_frames - 1, self.tracker.DECISION_FRAMES) * HOP_S
+        return max(self.config.decision_frames - 1, self.tracker.decision_frames) * HOP_S
 
     def reset(self) -> None:
         self.tracker.reset()

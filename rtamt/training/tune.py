@@ -51,11 +51,14 @@ SEARCH: dict[str, list] = {
     "sustain_frames": [2, 3, 4, 5, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
     "backdate_frames": [0, 2, 4, 8, 12, 16],
+    "onset_rise": [False, True],
+    "rise_backdate_frames": [0, 1, 2],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
 # decide how soon a note starts.
 LATENCY_GRID: dict[str, list] = {
+    "onset_rise": [False, True],
     "sustain_frames": [1, 2, 3, 4, 6],
     "onset_threshold": [0.2, 0.3, 0.4, 0.5],
     "sustain_threshold": [0.3, 0.5, 0.7],
