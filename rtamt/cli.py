@@ -103,11 +103,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    from rtamt.budget import BudgetError, live_settings
     from rtamt.live import run_live
 
+    try:
+        point = live_settings(models_dir(), args.mode, args.latency_budget)
+    except BudgetError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tracker = point.tracker if point is not None else None
     summary = run_live(
-        lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
+        lambda rate: build_transcriber(rate, tracker=tracker, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
+        expected_latency_ms=point.latency_ms_median if point is not None else None,
     )  # fmt: skip
     print(json.dumps(summary), file=sys.stderr)
     return 0
@@ -125,6 +133,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what == "backbone":
         print(json.dumps(bench_backbone(), indent=2))
+        return 0
+    if args.what == "latency" and args.data:
+        from rtamt.latency import bench_command, default_cache_dir
+
+        results = bench_command(args.data, args.models, args.mode, args.sweep, args.jack,
+                                None if args.no_cache else default_cache_dir(), args.out,
+                                lambda message: print(message, file=sys.stderr))  # fmt: skip
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
     if args.what == "latency":
         print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
@@ -207,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--quiet", action="store_true", help="no status line")
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
+    live.add_argument("--latency-budget", type=float, metavar="MS",
+                      help="the most accurate tracker settings stored with the model whose validation median "
+                           "note-on latency fits MS (overrides --mode's tracker settings; clusterer of --mode)")  # fmt: skip
     live.set_defaults(func=cmd_live)
 
     devices = sub.add_parser("devices", help="list audio inputs and MIDI outputs")
@@ -220,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
+    bench.add_argument("--data", type=Path, nargs="+",
+                       help="latency: folders of pieces (*/mix.flac + */notes.csv): per-note latency and accuracy "
+                            "on those recordings instead of the looped example")  # fmt: skip
+    bench.add_argument("--models", type=Path, help="latency --data: folder with backbone.onnx (and timbre.onnx)")
+    add_mode_option(bench, "low-latency")
+    bench.add_argument("--sweep", action="store_true",
+                       help="latency --data: trace the latency-accuracy curve over the tracker's decision settings")
+    bench.add_argument("--jack", action="store_true",
+                       help="latency --data: also play every piece through JACK in real time (end to end)")
+    bench.add_argument("--out", type=Path, help="latency --data: write OUT.json (and with --sweep OUT.md, OUT.png)")
+    bench.add_argument("--no-cache", action="store_true", help="latency --data: do not cache the model outputs")
     add_frontend_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser

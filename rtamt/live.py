@@ -147,6 +147,7 @@ class LiveStats:
     channels: set[int] = field(default_factory=set)
     nonfinite: int = 0
     skipped_samples: int = 0
+    expected_latency_ms: float | None = None  # validation median note-on latency of the settings running
 
     def summary(self, ring: RingBuffer, rate: int) -> dict:
         hops = np.array(self.hop_ms[-20000:]) if self.hop_ms else np.zeros(1)
@@ -248,7 +249,8 @@ class LiveEngine:
         hops = s.hop_ms[-200:] or [0.0]
         load = 100 * np.mean(hops) / (HOP / SAMPLE_RATE * 1000)
         return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
-                f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}")  # fmt: skip
+                f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}"
+                + (f" | note-on ~{s.expected_latency_ms:.0f} ms (validation median)" if s.expected_latency_ms else ""))  # fmt: skip
 
 
 def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -> None:
@@ -340,8 +342,10 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str | None, realtime: bool,
              samplerate: int | None, virtual_port: str | None, midi_port: str | None, midi_api: str,
-             events_json: bool, no_midi: bool = False, status: bool = True) -> dict:  # fmt: skip
-    """The `rtamt live` command: returns the final statistics."""
+             events_json: bool, no_midi: bool = False, status: bool = True,
+             expected_latency_ms: float | None = None) -> dict:  # fmt: skip
+    """The `rtamt live` command: returns the final statistics. ``expected_latency_ms``: the validation
+    median note-on latency of the settings running, shown on the status line."""
     is_file = input_spec is not None and Path(input_spec).is_file()
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
@@ -357,6 +361,7 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
 
     backlog = None if is_file and not realtime else 0.5
     engine = LiveEngine(transcriber_factory(rate), rate, channels, sink, print_event if events_json else None, backlog)
+    engine.stats.expected_latency_ms = expected_latency_ms
     stream = None
     stop_on_signals(engine.stop)
     engine.start()

@@ -2,6 +2,7 @@
 
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --workers 2 --write
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
+    python -m rtamt.training.tune curve --limits 30 35 40 45 50 60 80 --workers 2 --write  # --latency-budget
     (--cache FILE keeps the backbone's outputs for the next search of the same model, split and limit)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["clusters"]:
         return main_clusters(argv[1:])
+    if argv[:1] == ["curve"]:
+        return main_curve(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
@@ -211,6 +214,50 @@ def main(argv: list[str] | None = None) -> int:
         write_metadata(args.model, f"{key}_provenance", json.dumps(provenance))
     return 0
 
+
+
+def trace_curve(data: Data, lookahead: int, limits: list[float], start: TrackerConfig | None = None,
+                rounds: int = 1, workers: int = 1) -> list[dict]:  # fmt: skip
+    """One search per median note-on latency limit; the settings that fit their limit and that no other
+    beats on both median latency and onset F1, fastest first (so onset F1 rises along the list)."""
+    from dataclasses import asdict
+
+    from rtamt.latency import pareto
+
+    points = []
+    for limit in sorted(limits):
+        best, (onset, offset, median, p95) = search(data, lookahead, rounds, limit, start, None, workers)
+        if median <= limit:  # else nothing within the limit was found
+            points.append({"label": f"median <= {limit:g} ms", "max_latency_ms": limit, "tracker": asdict(best),
+                           "onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
+                           "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)})  # fmt: skip
+    return [points[i] for i in pareto(points)]
+
+
+def main_curve(argv: list[str]) -> int:
+    """python -m rtamt.training.tune curve --limits 30 40 50 60 80 --write: the latency-accuracy curve that
+    ``rtamt live --latency-budget`` chooses from (metadata ``tracker_curve``)."""
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune curve", description=main_curve.__doc__)
+    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
+    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--rounds", type=int, default=1, help="passes of each coordinate search")
+    parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0],
+                        help="median note-on latency limits (ms), one search each")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="processes scoring candidate settings")
+    parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
+    parser.add_argument("--write", action="store_true", help="store the curve in the model file")
+    args = parser.parse_args(argv)
+    backbone = Backbone(args.model)
+    start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    curve = trace_curve(data, backbone.lookahead, args.limits, start, args.rounds, args.workers)
+    provenance = {"split": str(args.data), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE}
+    print(json.dumps({"tracker_curve": curve, **provenance}, indent=2))
+    if args.write:
+        write_metadata(args.model, "tracker_curve", json.dumps(curve))
+        write_metadata(args.model, "tracker_curve_provenance", json.dumps(provenance))
+    return 0
 
 
 class RecordedTracker(NoteTracker):
