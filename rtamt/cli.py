@@ -112,6 +112,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     tracker = point.tracker if point is not None else None
+    if args.latency_budget is not None and not args.quiet:
+        print(f"latency budget {args.latency_budget:g} ms: tracker settings '{point.label}' (validation median "
+              f"{point.latency_ms_median:g} ms, onset F1 {point.onset_f1:g})", file=sys.stderr)  # fmt: skip
     summary = run_live(
         lambda rate: build_transcriber(rate, tracker=tracker, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,

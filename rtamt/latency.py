@@ -308,7 +308,7 @@ def bench_folder(data_dir: Path, model_dir: Path | None = None, mode: str = "low
 def sweep_markdown(result: dict, title: str | None = None) -> str:
     """The sweep's Pareto front as a markdown table (all points are in the JSON)."""
     points = result["sweep"]
-    lines = [(f"**{title or result['data']}** ({result['pieces']} pieces, {result['audio_s']} s; clusterer of "
+    lines = [(f"**{title or Path(result['data']).name}** ({result['pieces']} pieces, {result['audio_s']} s; clusterer of "
               f"`--mode {result['mode']}`; stream time; {len([p for p in points if p.get('pareto')])} of "
               f"{len(points)} settings on the Pareto front)"), "",
              "| setting | note-on latency median / p95 | onset F1 | with-offset F1 | matched notes |",

@@ -152,3 +152,13 @@ def test_jack_and_stream_paths_agree_within_the_transport_delay() -> None:
         pytest.skip(f"the machine was too loaded to time JACK: rtamt live dropped {jack['audio_skipped_s']} s of audio")
     assert jack["hanging_notes"] == 0 and jack["latency"]["matched_notes"] >= 0.9 * stream["matched_notes"]
     assert 0.0 <= jack["latency"]["median_ms"] - stream["median_ms"] <= JACK_TRANSPORT_MAX_MS
+
+
+def test_the_status_line_shows_the_expected_note_on_latency() -> None:
+    from rtamt.live import LiveEngine
+    from rtamt.pipeline import build_transcriber
+
+    engine = LiveEngine(build_transcriber(mode="low-latency"), 22050, 1, None)
+    assert "note-on" not in engine.status_line()
+    engine.stats.expected_latency_ms = 49.1
+    assert "note-on ~49 ms (validation median)" in engine.status_line()
