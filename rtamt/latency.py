@@ -87,7 +87,10 @@ def piece_outputs(piece: Path, model_dir: Path | None, cache_dir: Path | None) -
         frames = models_only.run(read_blocks(piece / "mix.flac", 4096)).astype(np.float32)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, frames)
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            with open(partial, "wb") as handle:
+                np.save(handle, frames)
+            partial.replace(path)  # a run stopped half-way leaves no truncated cache entry
     return PieceOutputs(piece.name, frames, reference, emit_delay, info.duration_s)
 
 
@@ -188,17 +191,18 @@ def stored_settings(meta: dict) -> dict[str, TrackerConfig]:
 
 
 def sweep_settings(meta: dict) -> dict[str, TrackerConfig]:
-    """Each stored setting, and variants of its decision settings: the onset rule (SWEEP_ONSET_RULES), the
-    onset threshold (SWEEP_ONSET_THRESHOLDS) and the sustained-start wait (SWEEP_SUSTAIN_FRAMES)."""
+    """Each stored setting with each onset rule (SWEEP_ONSET_RULES), and variants of its decision settings:
+    onset rule, onset threshold (SWEEP_ONSET_THRESHOLDS) and sustained-start wait (SWEEP_SUSTAIN_FRAMES)."""
     out: dict[str, TrackerConfig] = {}
     for label, base in stored_settings(meta).items():
         out[label] = base
         for rise, backdate in SWEEP_ONSET_RULES:
+            rule = f"rise-{backdate}" if rise else "peak"
+            out.setdefault(f"{label}: {rule}", replace(base, onset_rise=rise, rise_backdate_frames=backdate))
             for threshold in SWEEP_ONSET_THRESHOLDS:
                 for sustain in SWEEP_SUSTAIN_FRAMES:
                     variant = replace(base, onset_rise=rise, rise_backdate_frames=backdate, sustain_frames=sustain,
                                       onset_threshold=threshold)  # fmt: skip
-                    rule = f"rise-{backdate}" if rise else "peak"
                     out.setdefault(f"{label}: {rule}, onset {threshold:g}, sustain {sustain}", variant)
     unique: dict[TrackerConfig, str] = {}
     for label, config in out.items():
