@@ -104,7 +104,8 @@ def latency_on_recordings() -> list[str]:
                  f"within 50 ms); timed by emission and matched within {duet['jack']['match_tolerance_ms']:.0f} ms as "
                  f"the JACK path is: {timed['median_ms']} / {timed['p95_ms']} ms ({timed['matched_notes']} notes); "
                  f"through JACK: {jack['median_ms']} / {jack['p95_ms']} ms ({jack['matched_notes']} notes, "
-                 f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped)."), ""]  # fmt: skip
+                 f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped, "
+                 f"{duet['jack']['xruns']} xruns: with xruns the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
     swept = [r for r in (_sweep_result(name) for name, _ in REAL_SETS) if r and "sweep" in r]
     if swept:
         out += ["### Latency–accuracy curve over the tracker's decision settings", "",

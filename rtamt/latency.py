@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -239,23 +240,29 @@ def sweep(pieces: list[PieceOutputs], settings: dict[str, TrackerConfig], cluste
 
 def jack_folder(piece_paths: list[Path], mode: str, model_dir: Path | None, progress: Callable[[str], None]) -> dict:
     """Every piece played in real time through a JACK graph into ``rtamt live``: latency of matched notes by
-    their MIDI arrival (see rtamt.jack_e2e). Skipped, with the reason, without jackd."""
+    their MIDI arrival (see rtamt.jack_e2e). Skipped, with the reason, without jackd or when its server
+    cannot start."""
     from rtamt import jack_e2e
 
     reason = jack_e2e.jack_available()
     if reason:
         return {"skipped": reason}
-    latencies, pitches, hanging, skipped_s = [], [], 0, 0.0
+    latencies, pitches, hanging, skipped_s, xruns = [], [], 0, 0.0, 0
     env_before = os.environ.get("RTAMT_MODELS")
     if model_dir is not None:
         os.environ["RTAMT_MODELS"] = str(Path(model_dir).resolve())  # the live subprocess loads these models
     try:
-        with jack_e2e.jack_server():
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(jack_e2e.jack_server())
+            except RuntimeError as err:  # e.g. the machine's JACK server table is full
+                return {"skipped": f"the JACK server did not start: {' '.join(str(err).split())}"}
             for piece in piece_paths:
                 run = jack_e2e.play_and_record(piece / "mix.flac", ["--input", "system", "--midi-api", "jack", "--mode", mode],
                                                timeout_s=probe(piece / "mix.flac").duration_s + 60)  # fmt: skip
                 notes, left = jack_e2e.events_to_notes(run["events"])
                 hanging += left
+                xruns += run["xruns"]
                 summary = [line for line in run["stderr"].splitlines() if line.startswith("{")]
                 skipped_s += json.loads(summary[-1]).get("skipped_s", 0.0) if summary else 0.0
                 reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
@@ -272,6 +279,7 @@ def jack_folder(piece_paths: list[Path], mode: str, model_dir: Path | None, prog
     latency, pitch = np.concatenate(latencies), np.concatenate(pitches)
     return {"label": JACK_LABEL, "match_tolerance_ms": JACK_MATCH_TOLERANCE_S * 1000, "hanging_notes": hanging,
             "audio_skipped_s": round(skipped_s, 3),  # audio the live worker dropped for falling behind
+            "xruns": xruns,  # JACK cycles a client missed while playing: the timing is not to be trusted
             "latency": distribution(latency), "by_octave": by_octave(latency, pitch)}  # fmt: skip
 
 
