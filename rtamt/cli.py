@@ -137,6 +137,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "backbone":
         print(json.dumps(bench_backbone(), indent=2))
         return 0
+    if not (args.what == "latency" and args.data) and (args.sweep or args.jack or args.out or args.no_cache):
+        print("rtamt: --sweep, --jack, --out and --no-cache need `bench latency --data DIR`", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.what == "latency" and args.data:
         from rtamt.latency import bench_command, default_cache_dir
 

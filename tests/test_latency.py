@@ -165,3 +165,8 @@ def test_the_status_line_shows_the_expected_note_on_latency() -> None:
     assert "note-on" not in engine.status_line()
     engine.stats.expected_latency_ms = 49.1
     assert "note-on ~49 ms (validation median)" in engine.status_line()
+
+
+def test_sweep_options_without_recordings_are_refused(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "latency", "--sweep", "--no-jack"]) == 2
+    assert "need `bench latency --data DIR`" in capsys.readouterr().err
