@@ -154,7 +154,9 @@ def test_jack_and_stream_paths_agree_within_the_transport_delay() -> None:
         pytest.skip(f"the machine was too loaded to time JACK: {jack['xruns']} xruns, rtamt live dropped "
                     f"{jack['audio_skipped_s']} s of audio")  # fmt: skip
     assert jack["hanging_notes"] == 0 and jack["latency"]["matched_notes"] >= 0.9 * stream["matched_notes"]
-    assert 0.0 <= jack["latency"]["median_ms"] - stream["median_ms"] <= JACK_TRANSPORT_MAX_MS
+    # JACK runs at 48 kHz, the stream path at the file's rate: their resampled signals may put a decision
+    # one frame apart, hence the one-hop allowance below zero
+    assert -HOP_S * 1000 <= jack["latency"]["median_ms"] - stream["median_ms"] <= JACK_TRANSPORT_MAX_MS
 
 
 def test_the_status_line_shows_the_expected_note_on_latency() -> None:
