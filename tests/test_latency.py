@@ -172,3 +172,12 @@ def test_the_status_line_shows_the_expected_note_on_latency() -> None:
 def test_sweep_options_without_recordings_are_refused(capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "latency", "--sweep", "--no-jack"]) == 2
     assert "need `bench latency --data DIR`" in capsys.readouterr().err
+
+
+def test_latency_bench_runs_another_model_folder(random_model_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "latency", "--data", str(EXAMPLES), "--models", str(random_model_dir), "--no-cache"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_dir"] == str(random_model_dir)
+    assert result["clusterer"] is None  # no timbre model there: the tracker alone, every note on one channel
+    assert result["stream"]["accuracy"]["channels_mean"] <= 1
+    assert result["stream"]["latency"]["matched_notes"] <= result["stream"]["accuracy"]["notes_ref"]
