@@ -101,12 +101,15 @@ def test_the_traced_curve_is_monotone_and_within_its_limits() -> None:
             reference.append((start * HOP_S, (start + 40) * HOP_S, int(pitch)))
         p += (rng.random(p.shape) ** 8).astype(np.float32) * 0.5
         data.append((p, reference))
-    curve = trace_curve(data, lookahead=2, limits=[25.0, 35.0, 50.0, 80.0], rounds=0)
-    assert curve, "at least one limit is feasible"
-    assert all(c["latency_ms_median"] <= c["max_latency_ms"] for c in curve)
-    medians, f1 = [c["latency_ms_median"] for c in curve], [c["onset_f1"] for c in curve]
-    assert medians == sorted(medians) and f1 == sorted(f1)  # faster points are never more accurate
-    assert all(TrackerConfig.from_json(json.dumps(c["tracker"])) for c in curve)
+    grid_only = trace_curve(data, lookahead=2, limits=[25.0, 35.0, 50.0, 80.0], rounds=0)
+    walked = trace_curve(data, lookahead=2, limits=[25.0, 35.0, 50.0, 80.0], rounds=1)
+    for curve in (grid_only, walked):
+        assert curve, "at least one limit is feasible"
+        assert all(c["latency_ms_median"] <= c["max_latency_ms"] for c in curve)
+        medians, f1 = [c["latency_ms_median"] for c in curve], [c["onset_f1"] for c in curve]
+        assert medians == sorted(medians) and f1 == sorted(f1)  # faster points are never more accurate
+        assert all(TrackerConfig.from_json(json.dumps(c["tracker"])) for c in curve)
+    assert max(c["onset_f1"] for c in walked) >= max(c["onset_f1"] for c in grid_only)  # the walk only improves
 
 
 def test_latency_bench_on_a_folder_with_its_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

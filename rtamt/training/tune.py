@@ -149,9 +149,17 @@ def _score_job(config: TrackerConfig) -> Score:
     return score(config, data, lookahead)
 
 
+def latency_grid(start: TrackerConfig | None) -> list[TrackerConfig]:
+    """``start`` with every combination of LATENCY_GRID's values."""
+    base = start or TrackerConfig()
+    return [replace(base, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+
+
 def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | None = None,
-           start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1) -> tuple[TrackerConfig, Score]:  # fmt: skip
+           start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1,
+           grid: bool = True) -> tuple[TrackerConfig, Score]:  # fmt: skip
     """Coordinate search from ``start``; a setting over a latency limit (median, 95th percentile) never wins.
+    Under a limit the walk starts from the best point of the latency grid (unless ``grid`` is false).
     ``workers`` processes score the candidates of a step side by side (same result as one)."""
     def key(result: Score) -> tuple[bool, float, float]:
         within = (max_latency_ms is None or result[2] <= max_latency_ms) and (max_p95_ms is None or result[3] <= max_p95_ms)
@@ -159,10 +167,9 @@ def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | 
 
     with forked_pool(workers, _SCORED, [(data, lookahead)]) as pool:
         scores = pool.map if pool else lambda f, jobs: [f(job) for job in jobs]
-        best = start or TrackerConfig()
-        candidates = [best]
-        if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
-            candidates = [replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+        candidates = [start or TrackerConfig()]
+        if grid and (max_latency_ms is not None or max_p95_ms is not None):  # a greedy walk from outside the limit gets stuck
+            candidates = latency_grid(start)
         best, best_score = max(zip(candidates, scores(_score_job, candidates)), key=lambda scored: key(scored[1]))
         for _ in range(rounds):
             for name, values in SEARCH.items():
@@ -218,19 +225,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def trace_curve(data: Data, lookahead: int, limits: list[float], start: TrackerConfig | None = None,
                 rounds: int = 1, workers: int = 1) -> list[dict]:  # fmt: skip
-    """One search per median note-on latency limit; the settings that fit their limit and that no other
-    beats on both median latency and onset F1, fastest first (so onset F1 rises along the list)."""
+    """For each median note-on latency limit, the best point of the latency grid (scored once for every
+    limit) within it, walked on by ``rounds`` of coordinate search under that limit; of those, the settings
+    no other beats on both median latency and onset F1, fastest first (so onset F1 rises along the list)."""
     from dataclasses import asdict
 
     from rtamt.latency import pareto
 
+    candidates = latency_grid(start)
+    with forked_pool(workers, _SCORED, [(data, lookahead)]) as pool:
+        scored = list(zip(candidates, (pool.map if pool else map)(_score_job, candidates)))
     points = []
     for limit in sorted(limits):
-        best, (onset, offset, median, p95) = search(data, lookahead, rounds, limit, start, None, workers)
-        if median <= limit:  # else nothing within the limit was found
-            points.append({"label": f"median <= {limit:g} ms", "max_latency_ms": limit, "tracker": asdict(best),
-                           "onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
-                           "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)})  # fmt: skip
+        fits = [(config, result) for config, result in scored if result[2] <= limit]
+        if not fits:  # nothing in the grid within the limit
+            continue
+        best, result = max(fits, key=lambda fit: (fit[1][0], fit[1][1]))
+        if rounds:
+            best, result = search(data, lookahead, rounds, limit, best, None, workers, grid=False)
+        onset, offset, median, p95 = result
+        points.append({"label": f"median <= {limit:g} ms", "max_latency_ms": limit, "tracker": asdict(best),
+                       "onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
+                       "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)})  # fmt: skip
     return [points[i] for i in pareto(points)]
 
 
