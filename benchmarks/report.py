@@ -106,6 +106,18 @@ def latency_on_recordings() -> list[str]:
                  f"through JACK: {jack['median_ms']} / {jack['p95_ms']} ms ({jack['matched_notes']} notes, "
                  f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped, "
                  f"{duet['jack']['xruns']} xruns: with xruns the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
+    curve = load("tracker_curve_valid.json")
+    if curve:
+        out += [(f"**Validation curve for `rtamt live --latency-budget`** (`python -m rtamt.training.tune curve --data "
+                 f"{curve['split']} --limit {curve['examples']} --limits {' '.join(f'{x:g}' for x in curve['limits_ms'])} "
+                 "--rounds 0`, shipped backbone, not written into it): the settings a budget would choose from once "
+                 "stored with `--write`; stream time, tracker alone (no clusterer window), validation split only."), "",
+                "| limit | note-on latency median / p95 | onset F1 | with-offset F1 | onset rule |", "|---|---|---|---|---|"]  # fmt: skip
+        for c in curve["tracker_curve"]:
+            rule = f"rise, placed {c['tracker']['rise_backdate_frames']} frame(s) earlier" if c["tracker"].get("onset_rise") else "peak"
+            out.append(f"| {c['label']} | {c['latency_ms_median']} / {c['latency_ms_p95']} ms | {fmt(c['onset_f1'])} | "
+                       f"{fmt(c['offset_f1'])} | {rule} |")  # fmt: skip
+        out.append("")
     swept = [r for r in (_sweep_result(name) for name, _ in REAL_SETS) if r and "sweep" in r]
     if swept:
         out += ["### Latency–accuracy curve over the tracker's decision settings", "",
