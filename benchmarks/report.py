@@ -74,6 +74,7 @@ def real_sets() -> list[str]:
 
 def latency_on_recordings() -> list[str]:
     """Note-on latency on the real dev sets, by octave against the two-period floor, and the sweep's curve."""
+    from rtamt.constants import JACK_XRUN_MAX_SHARE
     from rtamt.latency import sweep_markdown
 
     out = []
@@ -105,7 +106,8 @@ def latency_on_recordings() -> list[str]:
                  f"the JACK path is: {timed['median_ms']} / {timed['p95_ms']} ms ({timed['matched_notes']} notes); "
                  f"through JACK: {jack['median_ms']} / {jack['p95_ms']} ms ({jack['matched_notes']} notes, "
                  f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped, "
-                 f"{duet['jack']['xruns']} xruns: with xruns the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
+                 f"{duet['jack']['xruns']} xruns; with more than {100 * JACK_XRUN_MAX_SHARE:g}% of JACK cycles missed, "
+                 "the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
     curve = load("tracker_curve_valid.json")
     if curve:
         out += [(f"**Validation curve for `rtamt live --latency-budget`** (`python -m rtamt.training.tune curve --data "

@@ -58,6 +58,7 @@ JACK_MATCH_TOLERANCE_S: float = 0.2  # note-ons timed on arrival are matched to 
 # Documented JACK transport delay: the end-to-end median may exceed the stream-time median by up to this
 # (two 256-sample JACK periods at 48 kHz, PortAudio's input buffer, the worker's 2 ms poll, MIDI out).
 JACK_TRANSPORT_MAX_MS: float = 30.0
+JACK_XRUN_MAX_SHARE: float = 0.01  # a JACK timing with more cycles missed than this share is not trusted
 # The sweep varies these decision settings around each stored tracker setting.
 SWEEP_SUSTAIN_FRAMES: tuple[int, ...] = (1, 2, 4, 8)
 SWEEP_ONSET_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5)

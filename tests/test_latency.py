@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtamt.audio import probe
 from rtamt.budget import BudgetError, CurvePoint, live_settings, pick, stored_curve
 from rtamt.cli import main
-from rtamt.constants import HOP_S, JACK_TRANSPORT_MAX_MS, MIDI_MIN
+from rtamt.constants import HOP_S, JACK_TRANSPORT_MAX_MS, JACK_XRUN_MAX_SHARE, MIDI_MIN
 from rtamt.tracker import TrackerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,8 @@ def test_jack_and_stream_paths_agree_within_the_transport_delay() -> None:
     transcriber = build_transcriber(mode="low-latency")
     stream = stream_arrivals([piece_outputs(EXAMPLES / "duet", None, None)], transcriber.tracker.config,
                              transcriber.assigner.config)  # fmt: skip
-    if jack["audio_skipped_s"] > 0 or jack["xruns"] > 0:
+    cycles = probe(EXAMPLES / "duet" / "mix.flac").duration_s * 48_000 / 256  # jack_e2e's server: 48 kHz, 256 frames
+    if jack["audio_skipped_s"] > 0 or jack["xruns"] > JACK_XRUN_MAX_SHARE * cycles:
         pytest.skip(f"the machine was too loaded to time JACK: {jack['xruns']} xruns, rtamt live dropped "
                     f"{jack['audio_skipped_s']} s of audio")  # fmt: skip
     assert jack["hanging_notes"] == 0 and jack["latency"]["matched_notes"] >= 0.9 * stream["matched_notes"]
