@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/duet
 
-.PHONY: demo test bench example clean
+.PHONY: demo test bench bench-real example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -30,12 +30,26 @@ test: $(VENV)/.test
 
 ## Benchmarks: writes JSON results under benchmarks/results/ (BACH10 expected at ../shared/data/bach10).
 BACH10 ?= ../shared/data/bach10
-bench: $(VENV)/.test
+MAPS ?= ../shared/data/maps-dev
+
+## Every real dev set beside basic-pitch (its scores are cached per piece in benchmarks/results/), and the
+## note-on latency sweep on them; one command to re-run after shipping new models.
+bench-real: $(VENV)/.test
+	mkdir -p benchmarks/results
+	$(BIN)/rtamt eval $(BACH10) --per-piece --json > benchmarks/results/real_bach10.json
+	$(BIN)/rtamt eval $(MAPS) --per-piece --json > benchmarks/results/real_maps-dev.json
+	$(BIN)/python benchmarks/basic_pitch_eval.py $(BACH10) --out benchmarks/results/basic_pitch_bach10.json
+	$(BIN)/python benchmarks/basic_pitch_eval.py $(MAPS) --out benchmarks/results/basic_pitch_maps-dev.json
+	$(BIN)/rtamt bench latency --data $(BACH10) $(MAPS) --sweep --out benchmarks/results/latency_sweep > /dev/null
+	$(BIN)/python benchmarks/report.py > benchmarks/RESULTS.md
+
+bench: $(VENV)/.test bench-real
 	mkdir -p benchmarks/results
 	$(BIN)/rtamt bench cqt --json > benchmarks/results/cqt.json
 	$(BIN)/rtamt bench cqt --json --gamma 10 > benchmarks/results/cqt_vqt10.json
 	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
 	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
+	$(BIN)/rtamt bench latency --data examples --jack --out benchmarks/results/latency_duet_jack > /dev/null
 	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
 	$(BIN)/rtamt eval $(BACH10) --separation --mode low-latency --json > benchmarks/results/bach10_low_latency.json
 	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json

@@ -11,10 +11,11 @@ from rtamt import __version__
 from rtamt.audio import AudioInputError
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
-from rtamt.models import ModelError
+from rtamt.models import ModelError, models_dir
 from rtamt.pipeline import MODES, Transcriber, build_transcriber
 from rtamt.plugins import PluginError
 from rtamt.rig import Rig, load_rig
+from rtamt.tracker import TrackerConfig
 from rtamt.view import DEFAULT_PORT as DEFAULT_VIEW_PORT
 
 EXIT_BAD_INPUT = 2
@@ -71,14 +72,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    from rtamt.budget import BudgetError, live_settings
     from rtamt.live import run_live
 
-    transcriber = build_rig_transcriber(args)
+    try:
+        point = live_settings(args.models or models_dir(), args.mode, args.latency_budget)
+    except BudgetError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    budgeted = point is not None and args.latency_budget is not None
+    if budgeted and not args.quiet:
+        print(f"latency budget {args.latency_budget:g} ms: tracker settings '{point.label}' (validation median "
+              f"{point.latency_ms_median:g} ms, onset F1 {point.onset_f1:g})", file=sys.stderr)  # fmt: skip
+    transcriber = build_rig_transcriber(args, point.tracker if budgeted else None)
     midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
     sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
     try:
         summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet,
-                           view_port=args.view)  # fmt: skip
+                           view_port=args.view,
+                           expected_latency_ms=point.latency_ms_median if point is not None else None)  # fmt: skip
     finally:  # run_live closes them after the stream; this covers a failure before it starts
         for sink in sinks:
             sink.close()
@@ -86,11 +98,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_rig_transcriber(args: argparse.Namespace) -> Transcriber:
+def build_rig_transcriber(args: argparse.Namespace, tracker: TrackerConfig | None = None) -> Transcriber:
     """The chain the options (and the rig file's settings) describe, with the rig's stages inserted and its
-    tracker and clusterer settings over the model file's."""
-    transcriber = build_transcriber(model_dir=args.models, instruments=args.instruments, exact=args.exact,
-                                    mode=args.mode)  # fmt: skip
+    tracker and clusterer settings over the model file's (or over ``tracker``, e.g. a latency budget's)."""
+    transcriber = build_transcriber(model_dir=args.models, tracker=tracker, instruments=args.instruments,
+                                    exact=args.exact, mode=args.mode)  # fmt: skip
     rig = args.rig
     if rig is None:
         return transcriber
@@ -157,6 +169,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what == "backbone":
         print(json.dumps(bench_backbone(), indent=2))
+        return 0
+    if not (args.what == "latency" and args.data) and (args.sweep or args.jack or args.out or args.no_cache):
+        print("rtamt: --sweep, --jack, --out and --no-cache need `bench latency --data DIR`", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.what == "latency" and args.data:
+        from rtamt.latency import bench_command, default_cache_dir
+
+        results = bench_command(args.data, args.models, args.mode, args.sweep, args.jack,
+                                None if args.no_cache else default_cache_dir(), args.out,
+                                lambda message: print(message, file=sys.stderr))  # fmt: skip
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
     if args.what == "latency":
         print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
@@ -262,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mode_option(live, "low-latency")
     add_models_option(live)
     add_config_option(live)
+    live.add_argument("--latency-budget", type=float, metavar="MS",
+                      help="the most accurate tracker settings stored with the model whose validation median "
+                           "note-on latency fits MS (overrides --mode's tracker settings; clusterer of --mode)")  # fmt: skip
     live.set_defaults(func=cmd_live)
 
     plugins = sub.add_parser("plugins", help="list the sinks and stages available by name (built in, installed)")
@@ -278,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
+    bench.add_argument("--data", type=Path, nargs="+",
+                       help="latency: folders of pieces (*/mix.flac + */notes.csv): per-note latency and accuracy "
+                            "on those recordings instead of the looped example")  # fmt: skip
+    bench.add_argument("--models", type=Path, help="latency --data: folder with backbone.onnx (and timbre.onnx)")
+    add_mode_option(bench, "low-latency")
+    bench.add_argument("--sweep", action="store_true",
+                       help="latency --data: trace the latency-accuracy curve over the tracker's decision settings")
+    bench.add_argument("--jack", action="store_true",
+                       help="latency --data: also play every piece through JACK in real time (end to end)")
+    bench.add_argument("--out", type=Path, help="latency --data: write OUT.json (and with --sweep OUT.md, OUT.png)")
+    bench.add_argument("--no-cache", action="store_true", help="latency --data: do not cache the model outputs")
     add_frontend_options(bench)
     bench.set_defaults(func=cmd_bench)
     parser.commands = {"transcribe": transcribe, "live": live}  # the commands that take --config

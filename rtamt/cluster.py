@@ -243,7 +243,7 @@ class TimbreAssigner(Stage):
     @property
     def decision_window_s(self) -> float:
         """How long after a note's start its note-on leaves: the tracker's decision or the timbre window."""
-        return max(self.config.decision_frames - 1, self.tracker.DECISION_FRAMES) * HOP_S
+        return max(self.config.decision_frames - 1, self.tracker.decision_frames) * HOP_S
 
     @property
     def latency_s(self) -> float:

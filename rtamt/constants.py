@@ -46,3 +46,18 @@ def bin_frequencies() -> np.ndarray:
 def pitch_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
     """Equal-tempered frequency of a MIDI pitch (A4 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)
+
+# Note-on latency benchmark (rtamt/latency.py).
+LATENCY_HIST_BIN_MS: float = 10.0  # histogram bin width
+LATENCY_HIST_MAX_MS: float = 300.0  # the last bin also holds every later note-on
+JACK_MATCH_TOLERANCE_S: float = 0.2  # note-ons timed on arrival are matched to true onsets within this
+# Documented JACK transport delay: the end-to-end median may exceed the stream-time median by up to this
+# (two 256-sample JACK periods at 48 kHz, PortAudio's input buffer, the worker's 2 ms poll, MIDI out).
+JACK_TRANSPORT_MAX_MS: float = 30.0
+JACK_XRUN_MAX_SHARE: float = 0.01  # a JACK timing with more cycles missed than this share is not trusted
+# The sweep varies these decision settings around each stored tracker setting.
+SWEEP_SUSTAIN_FRAMES: tuple[int, ...] = (1, 2, 4, 8)
+SWEEP_ONSET_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5)
+# (onset_rise, rise_backdate_frames): the peak rule, and the rise rule placed a frame earlier (unplaced, a
+# rise decided on arrival still waits a frame for the live clusterer's 2-frame window)
+SWEEP_ONSET_RULES: tuple[tuple[bool, int], ...] = ((False, 0), (True, 1))

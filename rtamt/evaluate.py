@@ -118,6 +118,7 @@ def evaluate_piece(transcriber: Transcriber, blocks: Iterable[np.ndarray], refer
     result["latency_ms_median"] = round(float(np.median(latency)) * 1000, 1) if len(latency) else None
     result["latency_ms_p95"] = round(float(np.percentile(latency, 95)) * 1000, 1) if len(latency) else None
     result["real_time_factor"] = round(seconds / duration_s, 4)
+    result["channels"] = len({e.timbre for e in events if e.on})  # K unknown: channels the clusterer opened
     result["_latencies"] = latency
     result["_events"] = events
     return result
@@ -251,6 +252,7 @@ def summarise(results: dict) -> dict:
     keys = ["onset_p", "onset_r", "onset_f1", "offset_f1", "frame_f1", "real_time_factor"]
     latencies = np.concatenate([r.pop("_latencies") for r in results.values()])
     mean = {k: round(float(np.mean([r[k] for r in results.values()])), 4) for k in keys}
+    mean["channels_mean"] = round(float(np.mean([r["channels"] for r in results.values()])), 2)
     separated = [r["separation"] for r in results.values() if "separation" in r]
     if separated:
         mean["separation_f"] = round(float(np.mean([r["separation_f"] for r in separated])), 4)

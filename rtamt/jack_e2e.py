@@ -72,7 +72,7 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
     """Run ``rtamt live`` on the JACK graph, play ``audio_path`` into it, record its MIDI.
 
     Returns the MIDI events as (seconds after playback start, status, note, velocity), whether rtamt exited
-    cleanly after SIGINT, and its stderr tail. Must run inside :func:`jack_server`.
+    cleanly after SIGINT, its stderr tail, and the xruns seen while playing. Must run inside :func:`jack_server`.
     """
     import jack
 
@@ -82,8 +82,13 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
     audio = resample(audio, file_rate, rate)
     out_port = client.outports.register("out")
     midi_port = client.midi_inports.register("midi_in")
-    state = {"position": -1, "start_frame": None}
+    state = {"position": -1, "start_frame": None, "xruns": 0}
     received: list[tuple[int, bytes]] = []
+
+    @client.set_xrun_callback
+    def xrun(delay_usecs: float) -> None:  # a late client: the graph skipped audio (an overloaded machine)
+        if state["position"] >= 0:
+            state["xruns"] += 1
 
     @client.set_process_callback
     def process(frames: int) -> None:
@@ -129,7 +134,8 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
                 live.kill()
     start = state["start_frame"] or 0
     events = [((frame - start) / rate, data[0], data[1], data[2]) for frame, data in received if len(data) == 3]
-    return {"events": events, "returncode": live.returncode, "stderr": stderr[-2000:], "rate": rate}
+    return {"events": events, "returncode": live.returncode, "stderr": stderr[-2000:], "rate": rate,
+            "xruns": state["xruns"]}
 
 
 def _wait_for_rtamt_ports(client, live: subprocess.Popen, timeout_s: float = 60.0) -> tuple[list, list]:

@@ -91,6 +91,7 @@ class LiveStats:
     channels: set[int] = field(default_factory=set)
     nonfinite: int = 0
     skipped_samples: int = 0
+    expected_latency_ms: float | None = None  # validation median note-on latency of the settings running
 
     def summary(self, ring: RingBuffer, rate: int) -> dict:
         hops = np.array(self.hop_ms[-20000:]) if self.hop_ms else np.zeros(1)
@@ -201,7 +202,8 @@ class LiveEngine:
         hops = s.hop_ms[-200:] or [0.0]
         load = 100 * np.mean(hops) / (HOP / SAMPLE_RATE * 1000)
         return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
-                f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}")  # fmt: skip
+                f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}"
+                + (f" | note-on ~{s.expected_latency_ms:.0f} ms (validation median)" if s.expected_latency_ms else ""))  # fmt: skip
 
 
 def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -> None:
@@ -292,10 +294,12 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 
 def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
-             sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None) -> dict:  # fmt: skip
+             sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None,
+             expected_latency_ms: float | None = None) -> dict:  # fmt: skip
     """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
     sinks are closed at the end (every note ended). ``view_port``: also serve the live view there.
-    Returns the final statistics."""
+    ``expected_latency_ms``: the validation median note-on latency of the settings running, shown on the
+    status line. Returns the final statistics."""
     is_file = input_spec is not None and Path(input_spec).is_file()
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
@@ -304,15 +308,12 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         rate = int(samplerate or device["default_samplerate"])
         channels = min(2, device["max_input_channels"])
     backlog = None if is_file and not realtime else 0.5
-    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
-    view = None
-    if view_port is not None:
-        from rtamt.view import open_view
-
-        kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
-        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")  # the caller closes sinks
-        engine.sinks.append(view)
-        print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
+def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
+             sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None) -> dict:  # fmt: skip
+    """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
+    sinks are closed at the end (every note ended). ``view_port``: also serve the live view there.
+    Returns the final statistics."""
+    engine.stats.expected_latency_ms = expected_latency_ms
     stream = None
     stop_on_signals(engine.stop)
     engine.start()

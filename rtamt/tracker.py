@@ -2,7 +2,11 @@
 
 Rules, per pitch, one frame at a time:
 - onset: a local maximum of the onset probability above ``onset_threshold``, confirmed one frame later
-  (so every note-on is decided exactly one frame after its onset frame);
+  (so every note-on is decided exactly one frame after its onset frame); with ``onset_rise`` instead the
+  first frame at or above the threshold, decided on arrival (a frame sooner, for a model whose onset
+  probability stays high over the first frames of a note), placed ``rise_backdate_frames`` earlier (a
+  causal model's onset probability reaches the threshold a little after the onset; never before the
+  pitch's previous note ended);
 - sustain start: a pitch whose frame probability stays above ``sustain_threshold`` for ``sustain_frames``
   frames without an onset starts a note (legato and slow attacks), back-dated to the frame where the onset
   probability peaked between ``backdate_frames`` before the first frame above the threshold and now: a soft
@@ -34,6 +38,8 @@ class TrackerConfig:
     off_frames: int = 3
     min_frames: int = 4
     backdate_frames: int = 8
+    onset_rise: bool = False
+    rise_backdate_frames: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -86,7 +92,6 @@ class NoteTracker(Stage):
     timbre clusterer): the tracker then sits in the chain as a stage of its own."""
 
     name = "note-tracker"
-    DECISION_FRAMES = 1
 
     def __init__(self, config: TrackerConfig | None = None, keep_frames: bool = False) -> None:
         self.config = config or TrackerConfig()
@@ -94,13 +99,19 @@ class NoteTracker(Stage):
         self.reset()
 
     @property
+    def decision_frames(self) -> int:
+        """Frames from an onset frame to its note-on decision."""
+        return 0 if self.config.onset_rise else 1
+
+    @property
     def latency_s(self) -> float:
-        return self.DECISION_FRAMES * HOP_S
+        return self.decision_frames * HOP_S
 
     @property
     def max_backdate_frames(self) -> int:
         """How far before its decision a note can start: what a consumer must keep of the past."""
-        return max(self.DECISION_FRAMES, self.config.sustain_frames - 1 + self.config.backdate_frames)
+        rise = self.config.rise_backdate_frames if self.config.onset_rise else 0
+        return max(self.decision_frames, rise, self.config.sustain_frames - 1 + self.config.backdate_frames)
 
     def reset(self) -> None:
         self.frame = 0  # index of the next input frame
@@ -131,17 +142,19 @@ class NoteTracker(Stage):
         c, t = self.config, self.frame
         history = len(self._onset_history)
         self._onset_history[t % history] = onset
-        # Onsets at t - 1: local maxima above threshold, now that frame t is known.
-        peak = (self._prev_onset >= c.onset_threshold) & (self._prev_onset >= self._prev2_onset) & (
-            self._prev_onset > onset
-        )
+        if c.onset_rise:  # onsets at t: the onset probability reaches the threshold
+            at, strength = np.maximum(t - c.rise_backdate_frames, self._free), onset
+            peak = (onset >= c.onset_threshold) & (self._prev_onset < c.onset_threshold)
+        else:  # onsets at t - 1: local maxima above threshold, now that frame t is known
+            at, strength = np.full(N_PITCHES, t - 1), self._prev_onset
+            peak = (strength >= c.onset_threshold) & (strength >= self._prev2_onset) & (strength > onset)
         sounding = self._start >= 0
-        for p in np.flatnonzero(peak & sounding & (t - 1 - self._start >= c.min_frames)):
-            events.append(NoteEvent(False, MIDI_MIN + int(p), t - 1, t))  # re-strike
-        for p in np.flatnonzero(peak & ~(sounding & (t - 1 - self._start < c.min_frames))):
-            velocity = int(np.clip(round(30 + 97 * self._prev_onset[p]), 1, 127))
-            events.append(NoteEvent(True, MIDI_MIN + int(p), t - 1, t, velocity))
-            self._start[p] = t - 1
+        for p in np.flatnonzero(peak & sounding & (at - self._start >= c.min_frames)):
+            events.append(NoteEvent(False, MIDI_MIN + int(p), int(at[p]), t))  # re-strike
+        for p in np.flatnonzero(peak & ~(sounding & (at - self._start < c.min_frames))):
+            velocity = int(np.clip(round(30 + 97 * strength[p]), 1, 127))
+            events.append(NoteEvent(True, MIDI_MIN + int(p), int(at[p]), t, velocity))
+            self._start[p] = at[p]
             self._below[p] = 0
         # Ends: off_frames in a row under the frame threshold, after the minimum duration.
         sounding = self._start >= 0

@@ -43,6 +43,26 @@ def test_a_clean_note_gives_one_note_with_its_times() -> None:
     assert events[0].velocity == round(30 + 97 * 0.9)
 
 
+def test_the_rise_rule_decides_a_frame_sooner_and_once_per_plateau() -> None:
+    p = probs(100)
+    i = 60 - MIDI_MIN
+    p[18:26, 0, i] = [0.2, 0.4, 0.6, 0.8, 0.9, 0.7, 0.6, 0.3]  # a wide onset plateau, peak at 22
+    p[20:50, 1, i] = 0.8
+    rise = TrackerConfig(**{**CONFIG.__dict__, "onset_rise": True})
+    events = run(p, rise)
+    assert [(e.on, e.frame, e.decided) for e in events] == [(True, 20, 20), (False, 50, 52)]
+    assert NoteTracker(rise).latency_s == 0.0 and NoteTracker(CONFIG).latency_s == HOP_S
+    assert [(e.on, e.frame, e.decided) for e in run(p)][0] == (True, 22, 23)  # the peak rule waits for the top
+    p[40:44, 0, i] = [0.3, 0.7, 0.8, 0.2]  # crossing again while sounding: a re-strike at 41
+    assert [(e.on, e.frame) for e in run(p, rise)] == [(True, 20), (False, 41), (True, 41), (False, 50)]
+    early = TrackerConfig(**{**rise.__dict__, "rise_backdate_frames": 2})
+    assert [(e.on, e.frame, e.decided) for e in run(p, early)][:3] == [(True, 18, 20), (False, 39, 41), (True, 39, 41)]
+    p[5:12, 1, i] = 0.8  # an earlier note on the pitch, ended at 12 (decided at 14)
+    p[15, 0, i] = 0.6  # reaches the threshold at 15: placed 4 frames earlier would overlap that note
+    later = TrackerConfig(**{**rise.__dict__, "rise_backdate_frames": 4})
+    assert [(e.on, e.frame, e.decided) for e in run(p, later)][:3] == [(True, 5, 10), (False, 12, 14), (True, 12, 15)]
+
+
 def test_weak_onsets_are_ignored_and_sustained_energy_starts_a_backdated_note() -> None:
     p = probs(100)
     add_note(p, 64, 10, 12, peak=0.45)  # below the onset threshold; frames only 2 long
@@ -105,12 +125,13 @@ def test_flush_ends_every_sounding_note() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000))
-def test_streaming_equals_one_pass(sizes: list[int], seed: int) -> None:
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000), rise=st.booleans())
+def test_streaming_equals_one_pass(sizes: list[int], seed: int, rise: bool) -> None:
     rng = np.random.default_rng(seed)
     p = (rng.random((300, 2, 84)) ** 6).astype(np.float32)  # sparse peaks
-    expected = run(p)
-    tracker = NoteTracker(CONFIG)
+    config = TrackerConfig(**{**CONFIG.__dict__, "onset_rise": rise, "rise_backdate_frames": 2 * rise})
+    expected = run(p, config)
+    tracker = NoteTracker(config)
     got, pos, i = [], 0, 0
     while pos < len(p):
         got += tracker.process(p[pos : pos + sizes[i % len(sizes)]])
@@ -167,6 +188,10 @@ def test_settings_stored_before_the_onset_peak_rule_still_load() -> None:
     config = TrackerConfig.from_json(old)
     assert config.backdate_frames == 12 and config.sustain_frames == 8
     assert TrackerConfig.from_json(config.to_json()) == config
+    assert not config.onset_rise and config.rise_backdate_frames == 0  # settings stored before the rise rule
+    shipped = '{"onset_threshold": 0.5, "frame_threshold": 0.2, "sustain_threshold": 0.5, "sustain_frames": 1, ' \
+              '"off_frames": 3, "min_frames": 4, "backdate_frames": 16}'
+    assert TrackerConfig.from_json(shipped) == TrackerConfig(0.5, 0.2, 0.5, 1, 3, 4, 16, onset_rise=False)
 
 
 def test_threshold_search_with_workers_equals_one_process() -> None:

@@ -2,6 +2,7 @@
 
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --workers 2 --write
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
+    python -m rtamt.training.tune curve --limits 30 35 40 45 50 60 80 --workers 2 --write  # --latency-budget
     (--cache FILE keeps the backbone's outputs for the next search of the same model, split and limit)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
@@ -51,11 +52,14 @@ SEARCH: dict[str, list] = {
     "sustain_frames": [2, 3, 4, 5, 6, 8, 16],
     "min_frames": [1, 2, 4, 6],
     "backdate_frames": [0, 2, 4, 8, 12, 16],
+    "onset_rise": [False, True],
+    "rise_backdate_frames": [0, 1, 2],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
 # decide how soon a note starts.
 LATENCY_GRID: dict[str, list] = {
+    "onset_rise": [False, True],
     "sustain_frames": [1, 2, 3, 4, 6],
     "onset_threshold": [0.2, 0.3, 0.4, 0.5],
     "sustain_threshold": [0.3, 0.5, 0.7],
@@ -145,9 +149,17 @@ def _score_job(config: TrackerConfig) -> Score:
     return score(config, data, lookahead)
 
 
+def latency_grid(start: TrackerConfig | None) -> list[TrackerConfig]:
+    """``start`` with every combination of LATENCY_GRID's values."""
+    base = start or TrackerConfig()
+    return [replace(base, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+
+
 def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | None = None,
-           start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1) -> tuple[TrackerConfig, Score]:  # fmt: skip
+           start: TrackerConfig | None = None, max_p95_ms: float | None = None, workers: int = 1,
+           grid: bool = True) -> tuple[TrackerConfig, Score]:  # fmt: skip
     """Coordinate search from ``start``; a setting over a latency limit (median, 95th percentile) never wins.
+    Under a limit the walk starts from the best point of the latency grid (unless ``grid`` is false).
     ``workers`` processes score the candidates of a step side by side (same result as one)."""
     def key(result: Score) -> tuple[bool, float, float]:
         within = (max_latency_ms is None or result[2] <= max_latency_ms) and (max_p95_ms is None or result[3] <= max_p95_ms)
@@ -155,10 +167,9 @@ def search(data: Data, lookahead: int, rounds: int = 2, max_latency_ms: float | 
 
     with forked_pool(workers, _SCORED, [(data, lookahead)]) as pool:
         scores = pool.map if pool else lambda f, jobs: [f(job) for job in jobs]
-        best = start or TrackerConfig()
-        candidates = [best]
-        if max_latency_ms is not None or max_p95_ms is not None:  # a greedy walk from outside the limit gets stuck
-            candidates = [replace(best, **dict(zip(LATENCY_GRID, values))) for values in product(*LATENCY_GRID.values())]
+        candidates = [start or TrackerConfig()]
+        if grid and (max_latency_ms is not None or max_p95_ms is not None):  # a greedy walk from outside the limit gets stuck
+            candidates = latency_grid(start)
         best, best_score = max(zip(candidates, scores(_score_job, candidates)), key=lambda scored: key(scored[1]))
         for _ in range(rounds):
             for name, values in SEARCH.items():
@@ -176,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["clusters"]:
         return main_clusters(argv[1:])
+    if argv[:1] == ["curve"]:
+        return main_curve(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
@@ -208,6 +221,59 @@ def main(argv: list[str] | None = None) -> int:
         write_metadata(args.model, f"{key}_provenance", json.dumps(provenance))
     return 0
 
+
+
+def trace_curve(data: Data, lookahead: int, limits: list[float], start: TrackerConfig | None = None,
+                rounds: int = 1, workers: int = 1) -> list[dict]:  # fmt: skip
+    """For each median note-on latency limit, the best point of the latency grid (scored once for every
+    limit) within it, walked on by ``rounds`` of coordinate search under that limit; of those, the settings
+    no other beats on both median latency and onset F1, fastest first (so onset F1 rises along the list)."""
+    from dataclasses import asdict
+
+    from rtamt.latency import pareto
+
+    candidates = latency_grid(start)
+    with forked_pool(workers, _SCORED, [(data, lookahead)]) as pool:
+        scored = list(zip(candidates, (pool.map if pool else map)(_score_job, candidates)))
+    points = []
+    for limit in sorted(limits):
+        fits = [(config, result) for config, result in scored if result[2] <= limit]
+        if not fits:  # nothing in the grid within the limit
+            continue
+        best, result = max(fits, key=lambda fit: (fit[1][0], fit[1][1]))
+        if rounds:
+            best, result = search(data, lookahead, rounds, limit, best, None, workers, grid=False)
+        onset, offset, median, p95 = result
+        points.append({"label": f"median <= {limit:g} ms", "max_latency_ms": limit, "tracker": asdict(best),
+                       "onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
+                       "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)})  # fmt: skip
+    return [points[i] for i in pareto(points)]
+
+
+def main_curve(argv: list[str]) -> int:
+    """python -m rtamt.training.tune curve --limits 30 40 50 60 80 --write: the latency-accuracy curve that
+    ``rtamt live --latency-budget`` chooses from (metadata ``tracker_curve``)."""
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune curve", description=main_curve.__doc__)
+    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
+    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--rounds", type=int, default=1, help="passes of each coordinate search")
+    parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0],
+                        help="median note-on latency limits (ms), one search each")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="processes scoring candidate settings")
+    parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
+    parser.add_argument("--write", action="store_true", help="store the curve in the model file")
+    args = parser.parse_args(argv)
+    backbone = Backbone(args.model)
+    start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    curve = trace_curve(data, backbone.lookahead, args.limits, start, args.rounds, args.workers)
+    provenance = {"split": str(args.data), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE}
+    print(json.dumps({"tracker_curve": curve, **provenance}, indent=2))
+    if args.write:
+        write_metadata(args.model, "tracker_curve", json.dumps(curve))
+        write_metadata(args.model, "tracker_curve_provenance", json.dumps(provenance))
+    return 0
 
 
 class RecordedTracker(NoteTracker):

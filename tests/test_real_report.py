@@ -1,0 +1,49 @@
+"""The real dev sets in the benchmark report: every set, beside basic-pitch, with channels per piece."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_report(results: Path):
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.RESULTS = results
+    return module
+
+
+def piece(f1: float, channels: int) -> dict:
+    return {"onset_f1": f1, "offset_f1": f1 / 2, "frame_f1": 0.8, "channels": channels}
+
+
+def test_the_report_has_every_dev_set_beside_basic_pitch(tmp_path: Path) -> None:
+    for name, pieces in (("bach10", {"01-A": piece(0.7, 4)}), ("maps-dev", {"p1": piece(0.5, 3), "p2": piece(0.6, 1)})):
+        mean = {"onset_f1": 0.61, "offset_f1": 0.2, "frame_f1": 0.8, "channels_mean": 2.0,
+                "latency_ms_median": 100.0, "latency_ms_p95": 180.0}  # fmt: skip
+        (tmp_path / f"real_{name}.json").write_text(json.dumps({"folder": {"mean": mean, "pieces": pieces}}))
+        (tmp_path / f"basic_pitch_{name}.json").write_text(json.dumps({"mean": {"onset_f1": 0.639, "offset_f1": 0.272,
+                                                                                "frame_f1": 0.7}, "pieces": {}}))  # fmt: skip
+    lines = load_report(tmp_path).real_sets()
+    text = "\n".join(lines)
+    assert "BACH10 pieces 01–05" in text and "maps-dev (8 real piano pieces)" in text
+    assert sum("basic-pitch 0.4.0" in line for line in lines) == 2
+    assert "| maps-dev | p1 | 0.500 | — | 0.250 | — | 3 |" in lines  # per piece, channels with K unknown
+    assert "| 2.00 | 100.0 / 180.0 ms |" in text  # channels per piece (mean), note-on latency
+    assert load_report(tmp_path / "none").real_sets() == []
+
+
+def test_eval_reports_channels_per_piece() -> None:
+    pytest.importorskip("mir_eval")
+    from rtamt.evaluate import evaluate_folder
+    from rtamt.pipeline import build_transcriber
+
+    result = evaluate_folder(ROOT / "examples", build_transcriber(), lambda _: None)
+    assert result["pieces"]["duet"]["channels"] == 2  # flute and cello, K unknown
+    assert result["mean"]["channels_mean"] == 2.0
