@@ -308,12 +308,16 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         rate = int(samplerate or device["default_samplerate"])
         channels = min(2, device["max_input_channels"])
     backlog = None if is_file and not realtime else 0.5
-def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
-             sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None) -> dict:  # fmt: skip
-    """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
-    sinks are closed at the end (every note ended). ``view_port``: also serve the live view there.
-    Returns the final statistics."""
+    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
     engine.stats.expected_latency_ms = expected_latency_ms
+    view = None
+    if view_port is not None:
+        from rtamt.view import open_view
+
+        kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
+        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")  # the caller closes sinks
+        engine.sinks.append(view)
+        print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
     stream = None
     stop_on_signals(engine.stop)
     engine.start()
