@@ -84,7 +84,8 @@ def piece_outputs(piece: Path, model_dir: Path | None, cache_dir: Path | None) -
     if path is not None and path.exists():
         frames = np.load(path)
     else:
-        models_only = Chain(transcriber.chain.stages[:-1])  # everything up to the tracker / clusterer
+        chain = transcriber.chain
+        models_only = Chain(chain.stages[: chain.index("note-tracker")])  # everything up to the tracker
         frames = models_only.run(read_blocks(piece / "mix.flac", 4096)).astype(np.float32)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

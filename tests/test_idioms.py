@@ -17,14 +17,18 @@ from rtamt.training.fluid import Synth  # noqa: E402
 from rtamt.training.instruments import INSTRUMENTS, programs  # noqa: E402
 from rtamt.training.material import Line, random_harmony  # noqa: E402
 from rtamt.training.render import Note, soundfont_path  # noqa: E402
+from tests.conftest import _SYNTH_MISSING  # noqa: E402
 
 
-def _need_synth() -> None:
-    try:
-        soundfont_path("FluidR3_GM")
-        Synth(soundfont_path("FluidR3_GM"), SAMPLE_RATE).close()
-    except (FileNotFoundError, RuntimeError) as err:
-        pytest.skip(f"FluidSynth or its GM soundfont missing: {err}")
+def _need_synth(*banks: str) -> None:
+    """Skip with the reason when FluidSynth or a soundfont this test renders with is missing."""
+    if _SYNTH_MISSING:
+        pytest.skip(_SYNTH_MISSING)
+    for bank in banks:
+        try:
+            soundfont_path(bank)
+        except FileNotFoundError as err:
+            pytest.skip(f"{err} (the live profile also needs csound-soundfont)")
 
 
 def test_sounding_offsets_follow_the_pedal_and_stop_at_a_restrike() -> None:
@@ -104,7 +108,7 @@ def test_voice_line_has_vibrato_and_glides_in_range() -> None:
 
 
 def test_live_profile_examples_are_deterministic_and_use_idioms() -> None:
-    _need_synth()
+    _need_synth(*data.PROFILES["live"].soundfonts)
     config = replace(data.PROFILES["live"], seed=11, source_weights=(0.0, 0.0, 0.0, 1.0))
     a, b = data.make_example("train", 2, config), data.make_example("train", 2, config)
     np.testing.assert_array_equal(a.audio, b.audio)
