@@ -12,10 +12,10 @@ from typing import NamedTuple
 import numpy as np
 
 from rtamt.audio import AudioInputError, InputStats, as_mono, probe, read_blocks
-from rtamt.constants import DEFAULT_BLOCK, HOP_S
+from rtamt.constants import DEFAULT_BLOCK
 from rtamt.midi import channel_for
 from rtamt.pipeline import Transcriber
-from rtamt.tracker import NoteEvent
+from rtamt.tracker import NoteEvent, note_pairs
 
 
 class Note(NamedTuple):
@@ -32,18 +32,8 @@ class Note(NamedTuple):
 
 def notes_of(events: Iterable[NoteEvent]) -> list[Note]:
     """Pair note-ons with their note-offs (a note ends at least one hop after it starts), sorted by onset."""
-    sounding: dict[int, NoteEvent] = {}
-    notes = []
-    for event in events:
-        if event.on:
-            sounding[event.pitch] = event
-        elif event.pitch in sounding:
-            on = sounding.pop(event.pitch)
-            notes.append(Note(on.time_s, max(event.time_s, on.time_s + HOP_S), on.pitch, on.velocity,
-                              channel_for(on.timbre) + 1, on.timbre))  # fmt: skip
-    if sounding:
-        raise ValueError(f"unterminated notes: {sorted(sounding)}")
-    return sorted(notes)
+    return sorted(Note(on.time_s, off, on.pitch, on.velocity, channel_for(on.timbre) + 1, on.timbre)
+                  for on, off in note_pairs(events))  # fmt: skip
 
 
 @dataclass(repr=False)

@@ -21,6 +21,7 @@ Rules, per pitch, one frame at a time:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -194,16 +195,21 @@ class NoteTracker(Stage):
         return events
 
 
-def events_to_notes(events: list[NoteEvent]) -> list[tuple[float, float, int, int]]:
-    """Pair note-ons with their note-offs: (onset_s, offset_s, pitch, velocity), sorted by onset."""
+def note_pairs(events: Iterable[NoteEvent]) -> list[tuple[NoteEvent, float]]:
+    """Each note-on with the time of its note-off (at least one hop later), in the order notes end."""
     open_notes: dict[int, NoteEvent] = {}
-    notes = []
+    pairs = []
     for event in events:
         if event.on:
             open_notes[event.pitch] = event
         elif event.pitch in open_notes:
             start = open_notes.pop(event.pitch)
-            notes.append((start.time_s, max(event.time_s, start.time_s + HOP_S), event.pitch, start.velocity))
+            pairs.append((start, max(event.time_s, start.time_s + HOP_S)))
     if open_notes:
         raise ValueError(f"unterminated notes: {sorted(open_notes)}")
-    return sorted(notes)
+    return pairs
+
+
+def events_to_notes(events: list[NoteEvent]) -> list[tuple[float, float, int, int]]:
+    """Pair note-ons with their note-offs: (onset_s, offset_s, pitch, velocity), sorted by onset."""
+    return sorted((on.time_s, off, on.pitch, on.velocity) for on, off in note_pairs(events))
