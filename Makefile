@@ -28,20 +28,30 @@ test: $(VENV)/.test
 	$(BIN)/python -m pytest -q
 
 ## Benchmarks: writes JSON results under benchmarks/results/ (BACH10 expected at ../shared/data/bach10).
+## Every input is checked before anything runs, and each result is written to a temporary file that
+## replaces the committed one only when its command succeeded.
 BACH10 ?= ../shared/data/bach10
+SYNTH_TEST ?= data/synth/test
+RESULTS := benchmarks/results
+# $(call save,FILE,COMMAND): COMMAND's stdout to FILE through FILE.tmp, removed when COMMAND fails
+save = $(2) > $(1).tmp && mv $(1).tmp $(1) || { rm -f $(1).tmp; exit 1; }
 bench: $(VENV)/.test
-	mkdir -p benchmarks/results
-	$(BIN)/rtamt bench cqt --json > benchmarks/results/cqt.json
-	$(BIN)/rtamt bench cqt --json --gamma 10 > benchmarks/results/cqt_vqt10.json
-	$(BIN)/rtamt bench backbone > benchmarks/results/backbone.json
-	$(BIN)/rtamt bench latency > benchmarks/results/latency.json
-	$(BIN)/rtamt eval $(BACH10) --separation --json > benchmarks/results/bach10.json
-	$(BIN)/rtamt eval $(BACH10) --separation --mode low-latency --json > benchmarks/results/bach10_low_latency.json
-	$(BIN)/rtamt eval --synthetic data/synth/test --limit 30 --json > benchmarks/results/synthetic_test.json
-	$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) > benchmarks/results/onset_diagnosis.json
+	@test -d $(BACH10) && ls $(BACH10)/*/mix.flac >/dev/null 2>&1 || { \
+	  echo "make bench: BACH10 not found at $(BACH10) (folders of mix.flac, notes.csv and stems; set BACH10=DIR); nothing was run" >&2; exit 2; }
+	@test -d $(SYNTH_TEST) && test -d data/synth/valid || { \
+	  echo "make bench: the synthetic splits $(SYNTH_TEST) and data/synth/valid are needed (see README, Training); nothing was run" >&2; exit 2; }
+	mkdir -p $(RESULTS)
+	$(call save,$(RESULTS)/cqt.json,$(BIN)/rtamt bench cqt --json)
+	$(call save,$(RESULTS)/cqt_vqt10.json,$(BIN)/rtamt bench cqt --json --gamma 10)
+	$(call save,$(RESULTS)/backbone.json,$(BIN)/rtamt bench backbone)
+	$(call save,$(RESULTS)/latency.json,$(BIN)/rtamt bench latency)
+	$(call save,$(RESULTS)/bach10.json,$(BIN)/rtamt eval $(BACH10) --separation --json)
+	$(call save,$(RESULTS)/bach10_low_latency.json,$(BIN)/rtamt eval $(BACH10) --separation --mode low-latency --json)
+	$(call save,$(RESULTS)/synthetic_test.json,$(BIN)/rtamt eval --synthetic $(SYNTH_TEST) --limit 30 --json)
+	$(call save,$(RESULTS)/onset_diagnosis.json,$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10))
 	test -d data/synth-valid2/valid || $(BIN)/python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
-	$(BIN)/python benchmarks/refine_methods.py --data data/synth/valid data/synth-valid2/valid > benchmarks/results/refine_methods.json
-	$(BIN)/python benchmarks/report.py > benchmarks/RESULTS.md
+	$(call save,$(RESULTS)/refine_methods.json,$(BIN)/python benchmarks/refine_methods.py --data data/synth/valid data/synth-valid2/valid)
+	$(call save,benchmarks/RESULTS.md,$(BIN)/python benchmarks/report.py)
 
 clean:
 	rm -rf $(VENV) duet.transcribed.mid

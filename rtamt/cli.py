@@ -9,23 +9,33 @@ import time
 from pathlib import Path
 
 from rtamt import __version__
-from rtamt.audio import AudioInputError, InputStats, probe, read_blocks
+from rtamt.audio import AudioInfo, AudioInputError, InputStats, probe, read_blocks
 from rtamt.constants import HOP_S
 from rtamt.cqt import CQTConfig
 from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
-from rtamt.midi import channel_for, write_midi_file
+from rtamt.midi import build_midi, channel_for
 from rtamt.models import ModelError, models_dir
+from rtamt.outputs import Output, OutputError, open_output
 from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import events_to_notes
+from rtamt.validate import check_args, instruments, positive_float, positive_int
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODEL = 3
 EXIT_DEVICE = 4
+EXIT_OUTPUT = 5
+EXIT_SIGINT = 130
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     info = probe(args.audio)
+    with open_output(args.output, [args.audio]) as output:  # checked before the work; removed unless written
+        return transcribe_to(args, info, output)
+
+
+def transcribe_to(args: argparse.Namespace, info: AudioInfo, output: Output) -> int:
+    """The work of ``rtamt transcribe`` once input and output are checked."""
     backbone = models_dir() / "backbone.onnx"
     if not backbone.exists():
         chain = build_frontend(info.samplerate)
@@ -57,7 +67,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             print(f"  timbre {timbre + 1} (MIDI channel {channel_for(timbre) + 1}): {len(mine)} notes, MIDI {low}-{high}")
     else:
         print("found no notes")
-    tracks = write_midi_file(args.output, events, timbres)
+    midi = build_midi(events, timbres)
+    output.commit(lambda tmp: midi.save(str(tmp)))
+    tracks = len(midi.tracks) - 1
     if transcriber.assigner is None:
         mode = "no timbre model yet: every note on channel 1"
     else:
@@ -161,7 +173,8 @@ def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
+    parser.add_argument("--instruments", type=instruments,
+                        help="number of instruments, if known (a maximum, 1-15)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
 
 
@@ -184,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
     evaluate.add_argument("data", nargs="?", type=Path, help="folder of pieces: */mix.flac + */notes.csv")
     evaluate.add_argument("--synthetic", type=Path, help="a synthetic split, e.g. data/synth/test")
-    evaluate.add_argument("--limit", type=int, help="at most this many synthetic examples")
+    evaluate.add_argument("--limit", type=positive_int, help="at most this many synthetic examples")
     evaluate.add_argument("--per-piece", action="store_true", help="include every piece's scores")
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
@@ -197,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     live = sub.add_parser("live", help="live audio in, live MIDI out")
     live.add_argument("--input", help="audio input (device index or name part), or an audio file")
     live.add_argument("--realtime", action="store_true", help="play an input file at real-time pace")
-    live.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
+    live.add_argument("--samplerate", type=positive_int,
+                      help="device sample rate (default: the device's own)")
     port = live.add_mutually_exclusive_group()
     port.add_argument("--virtual-port", help="name of the virtual MIDI output port to open (default rtamt)")
     port.add_argument("--midi-port", help="send to an existing MIDI output port (name part)")
@@ -215,18 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: compute per hop and latency")
     bench.add_argument("what", choices=["cqt", "backbone", "latency"],
                        help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end")  # fmt: skip
-    bench.add_argument("--minutes", type=float, default=10.0, help="latency: length of the stream")
-    bench.add_argument("--block", type=int, default=256, help="latency: device block size (samples at 48 kHz)")
+    bench.add_argument("--minutes", type=positive_float, default=10.0, help="latency: length of the stream")
+    bench.add_argument("--block", type=positive_int, default=256,
+                       help="latency: device block size (samples at 48 kHz)")
     bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
-    bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
+    bench.add_argument("--seconds", type=positive_float, default=60.0, help="length of the test stream")
     add_frontend_options(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
     try:
         return args.func(args)
     except AudioInputError as err:
@@ -235,11 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as err:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_NO_MODEL
+    except OutputError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_OUTPUT
     except LiveError as err:
         print(f"\nrtamt: {err}", file=sys.stderr)
         return EXIT_DEVICE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":

@@ -50,3 +50,10 @@ def frame_time(frame: int | np.ndarray) -> float | np.ndarray:
 def pitch_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
     """Equal-tempered frequency of a MIDI pitch (A4 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)
+
+# Command line limits and live reliability timings.
+MAX_INSTRUMENTS: int = 15  # one MIDI channel per instrument: 16 channels minus the drum channel (10)
+LIVE_INPUT_TIMEOUT_S: float = 1.0  # no audio callback for this long: the input has stopped
+LIVE_BACKEND_CLOSE_S: float = 0.4  # longest wait for an audio or MIDI backend call while shutting down
+LIVE_STOP_DEADLINE_S: float = 1.8  # after a stop request the process ends within this, whatever hangs
+LIVE_RECONNECT_POLL_S: float = 1.0  # --reconnect: how often to look for the input or JACK server again
