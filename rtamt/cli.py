@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 from rtamt import __version__
 from rtamt.audio import AudioInfo, AudioInputError, InputStats, probe, read_blocks
-from rtamt.constants import HOP_S
+from rtamt.constants import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_NO_MODEL, EXIT_OUTPUT, EXIT_SIGNAL_BASE, HOP_S
 from rtamt.cqt import CQTConfig
 from rtamt.frontend import build_frontend
 from rtamt.live import LiveError
@@ -20,12 +21,8 @@ from rtamt.outputs import Output, OutputError, open_output
 from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import events_to_notes
 from rtamt.validate import check_args, instruments, positive_float, positive_int
+from rtamt.watchdog import backend_abandoned, exit_now
 
-EXIT_BAD_INPUT = 2
-EXIT_NO_MODEL = 3
-EXIT_DEVICE = 4
-EXIT_OUTPUT = 5
-EXIT_SIGINT = 130
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -120,8 +117,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     summary = run_live(
         lambda rate: build_transcriber(rate, instruments=args.instruments, exact=args.exact, mode=args.mode), args.input, args.realtime, args.samplerate, args.virtual_port,
         args.midi_port, args.midi_api, args.events == "json", no_midi=args.no_midi, status=not args.quiet,
+        stats_every=args.stats_every, reconnect=args.reconnect,
     )  # fmt: skip
     print(json.dumps(summary), file=sys.stderr)
+    if summary["stopped_by"] in ("SIGINT", "SIGTERM"):  # like transcribe: 130 for Ctrl-C, 143 for SIGTERM
+        return EXIT_SIGNAL_BASE + signal.Signals[summary["stopped_by"]]
     return 0
 
 
@@ -219,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--midi-api", choices=["auto", "jack", "alsa"], default="auto", help="MIDI system")
     live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
     live.add_argument("--quiet", action="store_true", help="no status line")
+    live.add_argument("--reconnect", action="store_true",
+                      help="when the input or the JACK server goes away, wait for it to come back and start again "
+                           "(default: note-offs, a message and exit status 4)")  # fmt: skip
+    live.add_argument("--stats-every", type=positive_float, metavar="SECONDS",
+                      help="print a JSON statistics line (per-hop p99, drops, memory) on stderr this often")
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
     live.set_defaults(func=cmd_live)
@@ -244,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
+    code = run_command(args)
+    if backend_abandoned():  # a dead JACK server would hang the audio library's clean-up at exit
+        exit_now(code)
+    return code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command; known errors become a message on stderr and an exit status."""
     try:
         return args.func(args)
     except AudioInputError as err:
@@ -259,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nrtamt: {err}", file=sys.stderr)
         return EXIT_DEVICE
     except KeyboardInterrupt:
-        return EXIT_SIGINT
+        return EXIT_SIGNAL_BASE + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -51,6 +51,13 @@ def pitch_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
     """Equal-tempered frequency of a MIDI pitch (A4 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)
 
+# Exit statuses of the command line.
+EXIT_BAD_INPUT: int = 2  # bad arguments or unusable audio
+EXIT_NO_MODEL: int = 3
+EXIT_DEVICE: int = 4  # audio device or MIDI port missing, or gone during `rtamt live`
+EXIT_OUTPUT: int = 5  # the output must not or cannot be written
+EXIT_SIGNAL_BASE: int = 128  # ended by signal N: 128 + N (Ctrl-C: 130, SIGTERM: 143)
+
 # Command line limits and live reliability timings.
 MAX_INSTRUMENTS: int = 15  # one MIDI channel per instrument: 16 channels minus the drum channel (10)
 LIVE_INPUT_TIMEOUT_S: float = 1.0  # no audio callback for this long: the input has stopped

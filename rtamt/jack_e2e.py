@@ -35,21 +35,21 @@ def jack_available() -> str | None:
 
 
 @contextmanager
-def jack_server(rate: int = 48_000, period: int = 256):
-    """A dummy-backend JACK server named SERVER, with JACK_DEFAULT_SERVER pointing at it."""
+def jack_server(rate: int = 48_000, period: int = 256, name: str = SERVER):
+    """A dummy-backend JACK server named ``name``, with JACK_DEFAULT_SERVER pointing at it."""
     import jack
 
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     server = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", SERVER, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     previous = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = SERVER
+    os.environ["JACK_DEFAULT_SERVER"] = name
     try:
         for _ in range(100):
             try:
-                jack.Client("rtamt-probe", no_start_server=True, servername=SERVER).close()
+                jack.Client("rtamt-probe", no_start_server=True, servername=name).close()
                 break
             except jack.JackOpenError:
                 if server.poll() is not None:
@@ -63,8 +63,13 @@ def jack_server(rate: int = 48_000, period: int = 256):
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
-        server.terminate()
-        server.wait(5)
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:  # a server stuck on a client that went away
+                server.kill()
+                server.wait(5)
 
 
 def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5, timeout_s: float = 120.0,
@@ -76,7 +81,7 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
     """
     import jack
 
-    client = jack.Client("rtamt-player", no_start_server=True, servername=SERVER)
+    client = jack.Client("rtamt-player", no_start_server=True, servername=os.environ.get("JACK_DEFAULT_SERVER", SERVER))
     rate = client.samplerate
     audio, file_rate = read_all(audio_path)
     audio = resample(audio, file_rate, rate)

@@ -76,7 +76,9 @@ def _check_eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     if args.separation and args.data is None:
         parser.error("--separation needs DATA_DIR")
     if args.data is None and args.synthetic is None:
-        parser.error("nothing to evaluate: give DATA_DIR (folders of mix.flac + notes.csv) and/or --synthetic SPLIT")
+        parser.error(
+            "nothing to evaluate: give DATA_DIR (folders of mix.flac + notes.csv) and/or --synthetic SPLIT"
+        )
     for label, path in (("DATA_DIR", args.data), ("--synthetic", args.synthetic)):
         if path is not None and not path.is_dir():
             parser.error(f"{label} {path}: no such folder")
@@ -86,7 +88,9 @@ def _check_eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         from rtamt.evaluate import STEMS
 
         stems = [f"{name}.flac" for name in STEMS]
-        pieces = [p for p in args.data.iterdir() if (p / "mix.flac").is_file() and (p / "notes.csv").is_file()]
+        pieces = [
+            p for p in args.data.iterdir() if (p / "mix.flac").is_file() and (p / "notes.csv").is_file()
+        ]
         if not pieces:
             parser.error(f"DATA_DIR {args.data}: no sub-folders with mix.flac and notes.csv")
         if args.separation and not any(all((p / stem).is_file() for stem in stems) for p in pieces):

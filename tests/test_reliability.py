@@ -45,7 +45,9 @@ def tmpfs(where: Path, options: str):
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -61,14 +63,18 @@ def tmpfs(where: Path, options: str):
 def test_invalid_instruments_are_refused_before_any_work(command: str, value: str, reason: str, tmp_path: Path,
                                                           recording: Path, capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     out = tmp_path / "out.mid"
-    argv = ["transcribe", str(recording), "-o", str(out)] if command == "transcribe" else ["live", "--no-midi"]
+    argv = (
+        ["transcribe", str(recording), "-o", str(out)] if command == "transcribe" else ["live", "--no-midi"]
+    )
     code, err = run_cli([*argv, "--instruments", value, "--exact"], capsys)
     assert code == 2
     assert "--instruments" in err and reason in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["take1.flac"]
 
 
-def test_exact_without_instruments_is_refused(tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture) -> None:
+def test_exact_without_instruments_is_refused(
+    tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out.mid"
     code, err = run_cli(["transcribe", str(recording), "-o", str(out), "--exact"], capsys)
     assert code == 2 and "--exact needs --instruments" in err
@@ -202,7 +208,9 @@ def test_make_bench_without_data_changes_no_result(tmp_path: Path) -> None:
                           check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode != 0
     assert "BACH10 not found" in done.stderr and "nothing was run" in done.stderr
-    assert {p.name: p.read_text() for p in results.iterdir()} == {n: f"committed {n}" for n in ("cqt.json", "bach10.json")}
+    assert {p.name: p.read_text() for p in results.iterdir()} == {
+        n: f"committed {n}" for n in ("cqt.json", "bach10.json")
+    }
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
