@@ -141,6 +141,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "latency":
         print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
         return 0
+    if args.what == "soak":
+        from rtamt.soak import bench_soak
+
+        print(json.dumps(bench_soak(args.minutes, args.stats_every), indent=2))
+        return 0
     result = bench_cqt(args.seconds, CQTConfig(lookahead_frames=args.lookahead, gamma_hz=args.gamma))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -232,9 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(func=cmd_devices)
 
     bench = sub.add_parser("bench", help="benchmarks: compute per hop and latency")
-    bench.add_argument("what", choices=["cqt", "backbone", "latency"],
-                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end")  # fmt: skip
-    bench.add_argument("--minutes", type=positive_float, default=10.0, help="latency: length of the stream")
+    bench.add_argument("what", choices=["cqt", "backbone", "latency", "soak"],
+                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end; "
+                            "soak: live through JACK for --minutes (memory, drops, hanging notes, per-hop p99)")  # fmt: skip
+    bench.add_argument("--minutes", type=positive_float, default=10.0, help="latency, soak: length of the stream")
+    bench.add_argument("--stats-every", type=positive_float, default=30.0, metavar="SECONDS",
+                       help="soak: seconds between statistics reports")
     bench.add_argument("--block", type=positive_int, default=256,
                        help="latency: device block size (samples at 48 kHz)")
     bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")

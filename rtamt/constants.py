@@ -60,7 +60,7 @@ EXIT_SIGNAL_BASE: int = 128  # ended by signal N: 128 + N (Ctrl-C: 130, SIGTERM:
 
 # Command line limits and live reliability timings.
 MAX_INSTRUMENTS: int = 15  # one MIDI channel per instrument: 16 channels minus the drum channel (10)
-LIVE_INPUT_TIMEOUT_S: float = 1.0  # no audio callback for this long: the input has stopped
+LIVE_INPUT_TIMEOUT_S: float = 0.5  # no audio callback for this long: the input has stopped
 LIVE_BACKEND_CLOSE_S: float = 0.4  # longest wait for an audio or MIDI backend call while shutting down
 LIVE_STOP_DEADLINE_S: float = 1.8  # after a stop request the process ends within this, whatever hangs
 LIVE_RECONNECT_POLL_S: float = 1.0  # --reconnect: how often to look for the input or JACK server again

@@ -551,6 +551,6 @@ def _interval_stats(engine: LiveEngine, hops_at: int) -> dict:
 
     recent = engine.stats.recent_hops(engine.stats.hops - hops_at)
     return {"time": round(time.time(), 1), "audio_s": round(engine.stats.samples / engine.rate, 1),
-            "per_hop_ms_p99": round(float(np.percentile(recent, 99)), 3), "hops": engine.stats.hops - hops_at,
+            "per_hop_ms_p99": round(float(np.percentile(recent, 99)), 3), "blocks": engine.stats.hops - hops_at,
             "dropped_blocks": engine.ring.dropped_blocks, "notes": engine.stats.notes,
             "sounding": engine.stats.sounding, "rss_mb": _rss_mb()}  # fmt: skip

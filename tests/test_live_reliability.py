@@ -217,3 +217,66 @@ def test_sigint_exits_130_within_2_s_while_the_input_is_silent(jack_server: subp
             live.kill()
     assert live.returncode == 130, err
     assert json.loads(err.strip().splitlines()[-1])["stopped_by"] == "SIGINT"
+
+
+def jack_ports(server_name: str, prefix: str) -> list[str]:
+    import jack
+
+    client = jack.Client("rtamt-test-probe", no_start_server=True, servername=server_name)
+    try:
+        return [p.name for p in client.get_ports() if p.name.startswith(prefix)]
+    finally:
+        client.close()
+
+
+def wait_for(check, timeout_s: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_reconnect_waits_for_the_jack_server_and_resumes() -> None:
+    from rtamt import jack_e2e
+
+    reason = jack_e2e.jack_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"rtamt-rel-re-{os.getpid()}"
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name)
+    with jack_e2e.jack_server(name=name) as server:
+        live = subprocess.Popen(live_command("--input", "system", "--midi-api", "jack", "--reconnect"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        try:
+            assert wait_for(lambda: jack_ports(name, "PortAudio:") and jack_ports(name, "rtamt:"), 60), live.stderr
+            time.sleep(1.0)  # the stream is running
+            server.kill()
+            server.wait(5)
+            time.sleep(1.5)
+            assert live.poll() is None, live.stderr.read()  # waiting, not gone
+            with jack_e2e.jack_server(name=name):
+                assert wait_for(lambda: jack_ports(name, "rtamt:"), 60), "rtamt did not come back"
+                live.send_signal(signal.SIGINT)
+                _, err = live.communicate(timeout=20)
+        finally:
+            if live.poll() is None:
+                live.kill()
+    assert live.returncode == 130, err
+    assert "the JACK server stopped; waiting for it to come back" in err and "back; starting again" in err
+
+
+def test_soak_reports_memory_drops_and_hanging_notes() -> None:
+    from rtamt import jack_e2e
+    from rtamt.soak import bench_soak
+
+    reason = jack_e2e.jack_available()
+    if reason:
+        pytest.skip(reason)
+    result = bench_soak(minutes=0.25, stats_every_s=4.0)
+    assert result["returncode"] == 130 and result["stopped_by"] == "SIGINT"
+    assert result["notes_sent"] > 10 and result["hanging_notes"] == 0
+    assert len(result["reports"]) >= 2 and result["audio_s"] >= 10
+    assert result["rss_mb_start"] > 0 and abs(result["rss_growth_pct"]) < 50
+    assert 0 < result["per_hop_ms_p99_median"] <= result["per_hop_ms_p99_max"]
