@@ -133,7 +133,34 @@ def main() -> None:
             out += [f"| JACK end-to-end note-on latency, median / p95 | {jack['note_on_latency_ms_median']} / "
                     f"{jack['note_on_latency_ms_p95']} ms ({jack['matched_notes']} notes, onset F1 within 200 ms {jack.get('onset_f1_200ms')}) |"]  # fmt: skip
         out += ["", "CQT group delay by octave (ms): " + ", ".join(f"{k}: {v}" for k, v in a["cqt_group_delay_ms_by_octave"].items()), ""]
+    out += soak_section(load("soak.json"))
     print("\n".join(out))
+
+
+def soak_section(soak: dict | None) -> list[str]:
+    """Lines of the soak table (`rtamt bench soak`), none without a result."""
+    if not soak or "reports" not in soak:
+        return []
+    p99 = ", ".join(f"{r['per_hop_ms_p99']:.1f}" for r in soak["reports"])
+    return ["## Soak: live for a long time (`rtamt bench soak --minutes "
+            f"{soak['minutes']:g}`)", "",
+            "`rtamt live --input system --midi-api jack` on a dummy-backend JACK server at "
+            f"{soak['jack_rate']} Hz, fed "
+            f"{soak['input']}, statistics every {soak['stats_every_s']:g} s, stopped by Ctrl-C. Machine: "
+            f"{soak['cpus']} CPUs, load average {soak['load_average_1min_end']} at the end, "
+            f"{100 * soak['cpu_steal_share']:.1f} % CPU taken by the hypervisor.", "",
+            "| quantity | value |", "|---|---|",
+            f"| audio processed | {soak['audio_s']} s |",
+            f"| notes sent / left hanging after Ctrl-C | {soak['notes_sent']} / {soak['hanging_notes']} |",
+            f"| dropped blocks (audio skipped) | {soak['dropped_blocks']} ({soak['skipped_s']} s) |",
+            f"| memory at first report / end (growth) | {soak['rss_mb_start']} / {soak['rss_mb_end']} MB "
+            f"({soak['rss_growth_pct']:+.2f} %) |",
+            f"| per-hop p99 per interval: first / last / median / max | {soak['per_hop_ms_p99_first']} / "
+            f"{soak['per_hop_ms_p99_last']} / {soak['per_hop_ms_p99_median']} / "
+            f"{soak['per_hop_ms_p99_max']} ms "
+            "(budget 11.61 ms) |",
+            f"| exit status | {soak['returncode']} ({soak['stopped_by']}) |",
+            "", f"Per-hop p99 by interval (ms): {p99}", ""]  # fmt: skip
 
 
 if __name__ == "__main__":

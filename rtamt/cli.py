@@ -225,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--events", choices=["json"], help="also print every note event on stdout")
     live.add_argument("--quiet", action="store_true", help="no status line")
     live.add_argument("--reconnect", action="store_true",
-                      help="when the input or the JACK server goes away, wait for it to come back and start again "
-                           "(default: note-offs, a message and exit status 4)")  # fmt: skip
+                      help="when the input or the JACK server goes away, wait for it to come back and "
+                           "start again (default: note-offs, a message and exit status 4)")
     live.add_argument("--stats-every", type=positive_float, metavar="SECONDS",
                       help="print a JSON statistics line (per-hop p99, drops, memory) on stderr this often")
     add_timbre_options(live)
@@ -238,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: compute per hop and latency")
     bench.add_argument("what", choices=["cqt", "backbone", "latency", "soak"],
-                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end; "
-                            "soak: live through JACK for --minutes (memory, drops, hanging notes, per-hop p99)")  # fmt: skip
-    bench.add_argument("--minutes", type=positive_float, default=10.0, help="latency, soak: length of the stream")
+                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end "
+                            "to end; soak: live through JACK for --minutes (memory, drops, hanging notes, "
+                            "per-hop p99)")
+    bench.add_argument("--minutes", type=positive_float, default=10.0,
+                       help="latency, soak: length of the stream")
     bench.add_argument("--stats-every", type=positive_float, default=30.0, metavar="SECONDS",
                        help="soak: seconds between statistics reports")
     bench.add_argument("--block", type=positive_int, default=256,

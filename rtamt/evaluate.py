@@ -208,7 +208,8 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
 
     pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
     if not pieces:
-        raise SystemExit(f"{data_dir}: no folders with the stem files {', '.join(f'{s}.flac' for s in STEMS)}")
+        stems = ", ".join(f"{s}.flac" for s in STEMS)
+        raise SystemExit(f"{data_dir}: no folders with the stem files {stems}")
     rows = []
     transcriber = None
     for piece in pieces:

@@ -36,27 +36,13 @@ def jack_available() -> str | None:
 
 @contextmanager
 def jack_server(rate: int = 48_000, period: int = 256, name: str = SERVER):
-    """A dummy-backend JACK server named ``name``, with JACK_DEFAULT_SERVER pointing at it."""
-    import jack
-
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    server = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    """A dummy-backend JACK server named ``name``, with JACK_DEFAULT_SERVER pointing at it. A server that
+    was killed (as reliability tests do) is started once more and stopped cleanly: a killed jackd leaves
+    its entry in JACK's table of at most 8 servers, and only a server of the same name reclaims it."""
+    server = _start_server(rate, period, name)
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
     try:
-        for _ in range(100):
-            try:
-                jack.Client("rtamt-probe", no_start_server=True, servername=name).close()
-                break
-            except jack.JackOpenError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"jackd exited: {server.stderr.read().decode()[-500:]}") from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("jackd did not start within 10 s")
         yield server
     finally:
         if previous is None:
@@ -64,12 +50,39 @@ def jack_server(rate: int = 48_000, period: int = 256, name: str = SERVER):
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
         if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(5)
-            except subprocess.TimeoutExpired:  # a server stuck on a client that went away
-                server.kill()
-                server.wait(5)
+            _stop_server(server)
+        elif server.returncode == -signal.SIGKILL:
+            _stop_server(_start_server(rate, period, name))
+
+
+def _start_server(rate: int, period: int, name: str) -> subprocess.Popen:
+    """jackd with the dummy backend, once it answers."""
+    import jack
+
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    server = subprocess.Popen(
+        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            jack.Client("rtamt-probe", no_start_server=True, servername=name).close()
+            return server
+        except jack.JackOpenError:
+            if server.poll() is not None:
+                raise RuntimeError(f"jackd exited: {server.stderr.read().decode()[-500:]}") from None
+            time.sleep(0.1)
+    _stop_server(server)
+    raise RuntimeError("jackd did not start within 10 s")
+
+
+def _stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(5)
+    except subprocess.TimeoutExpired:  # a server stuck on a client that went away
+        server.kill()
+        server.wait(5)
 
 
 def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5, timeout_s: float = 120.0,
@@ -81,7 +94,8 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
     """
     import jack
 
-    client = jack.Client("rtamt-player", no_start_server=True, servername=os.environ.get("JACK_DEFAULT_SERVER", SERVER))
+    server = os.environ.get("JACK_DEFAULT_SERVER", SERVER)
+    client = jack.Client("rtamt-player", no_start_server=True, servername=server)
     rate = client.samplerate
     audio, file_rate = read_all(audio_path)
     audio = resample(audio, file_rate, rate)

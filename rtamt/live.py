@@ -112,8 +112,9 @@ class MidiPortSink:
         try:
             self._out = rtmidi.MidiOut(apis[api], name="rtamt")
         except rtmidi.SystemError as err:
-            hint = "is a JACK server running?" if api == "jack" else "with a JACK server running use --midi-api jack"
-            raise LiveError(f"no MIDI system available through {api} ({err}); {hint}, or run with --no-midi") from None
+            hint = "is a JACK server running?" if api == "jack" else "with a JACK server use --midi-api jack"
+            message = f"no MIDI system available through {api} ({err}); {hint}, or use --no-midi"
+            raise LiveError(message) from None
         if port_name:
             ports = self._out.get_ports()
             matches = [i for i, name in enumerate(ports) if port_name.lower() in name.lower()]
@@ -187,7 +188,8 @@ class LiveStats:
         if count == 0:
             return np.zeros(1)
         end = self.hops % HOP_HISTORY
-        return np.concatenate([self.hop_ms[max(end - count, 0) : end], self.hop_ms[HOP_HISTORY - max(count - end, 0) :]])
+        older = self.hop_ms[HOP_HISTORY - max(count - end, 0) :]  # the part before the ring wrapped
+        return np.concatenate([older, self.hop_ms[max(end - count, 0) : end]])
 
     def summary(self, ring: RingBuffer, rate: int) -> dict:
         hops = self.recent_hops(HOP_HISTORY)
@@ -399,7 +401,7 @@ def stop_on_signals(engine: LiveEngine, deadline: ExitDeadline) -> None:
             raise KeyboardInterrupt
         engine.signal = signum
         engine.stop.set()
-        deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_SIGNAL_BASE + signum, "stopping took too long: ended without waiting")
+        deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_SIGNAL_BASE + signum, "stopping took too long: ended at once")
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
@@ -437,15 +439,17 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         channels = min(2, device["max_input_channels"])
     api = None if no_midi else resolve_midi_api(midi_api)
     if api == "jack" and not jack_server_running():
-        raise LiveError("no JACK server is running: start one (e.g. jackd -d alsa), or use --midi-api alsa or --no-midi")
+        raise LiveError("no JACK server is running: start one (e.g. jackd -d alsa), or use --midi-api alsa "
+                        "or --no-midi")
     sink = None if no_midi else MidiPortSink(virtual_port or "rtamt", midi_port, api)
     jack = api == "jack" or (device is not None and _is_jack_device(device))
     monitor = JackMonitor() if jack else None
     stopped_by = {"reason": "end of input"}
 
     def print_event(event: NoteEvent, now: float) -> None:
-        line = json.dumps({"t": round(now, 4), "on": event.on, "pitch": event.pitch, "velocity": event.velocity,
-                           "channel": channel_for(event.timbre) + 1, "time_s": round(engine.input_time(event), 4)})  # fmt: skip
+        line = json.dumps({"t": round(now, 4), "on": event.on, "pitch": event.pitch,
+                           "velocity": event.velocity, "channel": channel_for(event.timbre) + 1,
+                           "time_s": round(engine.input_time(event), 4)})  # fmt: skip
         try:
             print(line, flush=True)
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly, note-offs still go out
@@ -487,10 +491,11 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         if stream is not None and jack_dead and _is_jack_device(device):
             abandon("audio-input-close")
         elif stream is not None:
-            call_with_timeout("audio-input-close", lambda: (stream.abort(), stream.close()), LIVE_BACKEND_CLOSE_S)
+            close = lambda: (stream.abort(), stream.close())  # noqa: E731
+            call_with_timeout("audio-input-close", close, LIVE_BACKEND_CLOSE_S)
         engine.join(2 * LIVE_BACKEND_CLOSE_S)
         if sink is not None and jack_dead and api == "jack":
-            abandon("midi-close")  # the worker sent its note-offs; they only go out if the server is still there
+            abandon("midi-close")  # the worker sent its note-offs (they go out if the server still can)
         elif sink is not None:
             if engine._thread.is_alive():  # the worker hangs (in the MIDI backend): note-offs from here
                 call_with_timeout("midi-notes-off", sink.all_off, LIVE_BACKEND_CLOSE_S)
@@ -509,7 +514,8 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         print(f"rtamt: {failure}; waiting for it to come back (--reconnect; Ctrl-C to stop)", file=sys.stderr)
         print(json.dumps(engine.stats.summary(engine.ring, rate)), file=sys.stderr)
         engine.stop.clear()
-        if wait_until(lambda: backend_back(jack, "-" if is_file else input_spec), LIVE_RECONNECT_POLL_S, engine.stop):
+        spec = "-" if is_file else input_spec
+        if wait_until(lambda: backend_back(jack, spec), LIVE_RECONNECT_POLL_S, engine.stop):
             print("rtamt: back; starting again", file=sys.stderr)
             restart_process()
         failure = None
@@ -551,6 +557,7 @@ def _interval_stats(engine: LiveEngine, hops_at: int) -> dict:
 
     recent = engine.stats.recent_hops(engine.stats.hops - hops_at)
     return {"time": round(time.time(), 1), "audio_s": round(engine.stats.samples / engine.rate, 1),
-            "per_hop_ms_p99": round(float(np.percentile(recent, 99)), 3), "blocks": engine.stats.hops - hops_at,
+            "per_hop_ms_p99": round(float(np.percentile(recent, 99)), 3),
+            "blocks": engine.stats.hops - hops_at,
             "dropped_blocks": engine.ring.dropped_blocks, "notes": engine.stats.notes,
             "sounding": engine.stats.sounding, "rss_mb": _rss_mb()}  # fmt: skip

@@ -60,15 +60,17 @@ def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = E
     if reports:
         start, end = reports[0]["rss_mb"], reports[-1]["rss_mb"]
         p99 = [r["per_hop_ms_p99"] for r in reports]
-        result.update({
-            "rss_mb_start": start,
-            "rss_mb_end": end,
-            "rss_growth_pct": round(100.0 * (end - start) / start, 2),
-            "per_hop_ms_p99_first": p99[0],
-            "per_hop_ms_p99_last": p99[-1],
-            "per_hop_ms_p99_max": max(p99),
-            "per_hop_ms_p99_median": round(float(np.median(p99)), 3),
-        })  # fmt: skip
+        result.update(
+            {
+                "rss_mb_start": start,
+                "rss_mb_end": end,
+                "rss_growth_pct": round(100.0 * (end - start) / start, 2),
+                "per_hop_ms_p99_first": p99[0],
+                "per_hop_ms_p99_last": p99[-1],
+                "per_hop_ms_p99_max": max(p99),
+                "per_hop_ms_p99_median": round(float(np.median(p99)), 3),
+            }
+        )
     return result
 
 
@@ -77,7 +79,9 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
     (seconds, status, note, velocity), its --stats-every reports, its final summary and exit status."""
     import jack
 
-    client = jack.Client("rtamt-soak-player", no_start_server=True, servername=os.environ["JACK_DEFAULT_SERVER"])
+    client = jack.Client(
+        "rtamt-soak-player", no_start_server=True, servername=os.environ["JACK_DEFAULT_SERVER"]
+    )
     rate = client.samplerate
     audio, file_rate = read_all(audio_path)
     audio = resample(audio, file_rate, rate).astype(np.float32)
@@ -100,8 +104,19 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
             received.append((client.last_frame_time + offset, bytes(data)))
 
     env = dict(os.environ, JACK_NO_START_SERVER="1")
-    command = [sys.executable, "-m", "rtamt", "live", "--quiet", "--input", "system", "--midi-api", "jack",
-               "--stats-every", str(stats_every_s)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "rtamt",
+        "live",
+        "--quiet",
+        "--input",
+        "system",
+        "--midi-api",
+        "jack",
+        "--stats-every",
+        str(stats_every_s),
+    ]
     live = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(live.stderr), daemon=True)
@@ -136,5 +151,12 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
                 reports.append(parsed["stats"])
             else:
                 summary = parsed
-    return {"events": events, "reports": reports, "summary": summary, "returncode": live.returncode,
-            "rate": rate, "steal_share": round(steal_share, 4), "stderr_tail": "".join(lines)[-2000:]}  # fmt: skip
+    return {
+        "events": events,
+        "reports": reports,
+        "summary": summary,
+        "returncode": live.returncode,
+        "rate": rate,
+        "steal_share": round(steal_share, 4),
+        "stderr_tail": "".join(lines)[-2000:],
+    }

@@ -23,8 +23,8 @@ def instruments(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 1 <= value <= MAX_INSTRUMENTS:
         raise argparse.ArgumentTypeError(
-            f"must be 1 to {MAX_INSTRUMENTS} (one MIDI channel per instrument, channel 10 is kept for drums), "
-            f"not {value}"
+            f"must be 1 to {MAX_INSTRUMENTS} (one MIDI channel per instrument, channel 10 is kept for "
+            f"drums), not {value}"
         )
     return value
 

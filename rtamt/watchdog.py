@@ -177,8 +177,11 @@ def backend_back(jack: bool, input_spec: str | None, timeout_s: float = 10.0) ->
 
     spec = "default" if input_spec is None else input_spec
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE, "jack" if jack else "-", spec],
-                              capture_output=True, timeout=timeout_s)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, "jack" if jack else "-", spec],
+            capture_output=True,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0

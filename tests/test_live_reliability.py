@@ -58,15 +58,20 @@ def jack_server():
     reason = jack_e2e.jack_available()
     if reason:
         pytest.skip(reason)
-    with jack_e2e.jack_server(name=f"rtamt-rel-{os.getpid()}") as server:
+    with jack_e2e.jack_server(name="rtamt-rel-kill") as server:
         yield server
 
 
 def killed_server_run(server: subprocess.Popen, args: list[str]) -> tuple[int, float, str, str]:
     """Start `rtamt live ARGS` on the test's JACK server, kill the server once notes flow (or after 4 s
     without --events), and return the exit status, the seconds from the kill to the exit, stdout, stderr."""
-    live = subprocess.Popen(live_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, JACK_NO_START_SERVER="1"))  # fmt: skip
+    live = subprocess.Popen(
+        live_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, JACK_NO_START_SERVER="1"),
+    )
     try:
         first = wait_for_line(live.stdout, 60) if "--events" in args else (time.sleep(6) or "")
         assert live.poll() is None, live.stderr.read()
@@ -88,7 +93,9 @@ def test_jack_server_dying_ends_live_from_the_device_within_2_s(jack_server: sub
 
 def test_jack_server_dying_under_notes_sends_note_offs_and_exits(jack_server: subprocess.Popen) -> None:
     code, seconds, out, err = killed_server_run(
-        jack_server, ["--input", str(EXAMPLE / "mix.flac"), "--realtime", "--midi-api", "jack", "--events", "json"])
+        jack_server,
+        ["--input", str(EXAMPLE / "mix.flac"), "--realtime", "--midi-api", "jack", "--events", "json"],
+    )
     assert code == 4, err
     assert "the JACK server stopped" in err
     assert seconds < EXIT_WITHIN_S
@@ -122,8 +129,13 @@ def test_a_file_failing_mid_stream_ends_live_with_an_error(damage: str, tmp_path
         data = (EXAMPLE / "mix.flac").read_bytes()
         path.write_bytes(data[: len(data) // 2])
         message = "read failed"
-    done = subprocess.run(live_command("--input", str(path), "--no-midi", "--events", "json"), capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        live_command("--input", str(path), "--no-midi", "--events", "json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and str(path) in done.stderr and "Traceback" not in done.stderr
     assert done.stdout.count('"on": true') >= 1 and unclosed_notes(done.stdout) == 0
@@ -131,16 +143,24 @@ def test_a_file_failing_mid_stream_ends_live_with_an_error(damage: str, tmp_path
 
 
 def test_a_mistyped_input_file_is_reported_as_missing() -> None:
-    done = subprocess.run(live_command("--input", "tkae1.flac", "--no-midi"), capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        live_command("--input", "tkae1.flac", "--no-midi"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "tkae1.flac: no such file" in done.stderr and "audio input" not in done.stderr
 
 
 def test_events_into_a_closed_pipe_end_quietly() -> None:
     """`rtamt live --events json | head -2`: no traceback, note-offs still sent, status 0."""
-    live = subprocess.Popen(live_command("--input", str(EXAMPLE / "mix.flac"), "--realtime", "--no-midi",
-                                         "--events", "json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    live = subprocess.Popen(
+        live_command("--input", str(EXAMPLE / "mix.flac"), "--realtime", "--no-midi", "--events", "json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         lines = [live.stdout.readline() for _ in range(2)]
         assert all(line.startswith(b"{") for line in lines)
@@ -178,8 +198,14 @@ def test_event_times_after_dropped_audio_match_the_input() -> None:
     """When the worker skips queued audio, an event's input time adds the skipped audio back."""
     rate = 48_000
     events: list[float] = []
-    engine = LiveEngine(SimpleNamespace(chain=OnsetChain(rate)), rate, 1, None,
-                        on_event=lambda event, now: events.append(engine.input_time(event)), max_backlog_s=0.5)  # fmt: skip
+    engine = LiveEngine(
+        SimpleNamespace(chain=OnsetChain(rate)),
+        rate,
+        1,
+        None,
+        on_event=lambda event, now: events.append(engine.input_time(event)),
+        max_backlog_s=0.5,
+    )
     audio = np.zeros(int(3.5 * rate), dtype=np.float32)
     audio[int(3.2 * rate) :] = 0.5  # the onset is at 3.2 s of input
     assert engine.ring.write(audio)  # 3.5 s queued before the worker starts: 3 s of it are skipped
@@ -203,8 +229,13 @@ def test_the_library_chain_refuses_non_finite_audio() -> None:
 
 
 def test_sigint_exits_130_within_2_s_while_the_input_is_silent(jack_server: subprocess.Popen) -> None:
-    live = subprocess.Popen(live_command("--input", "system", "--midi-api", "jack"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, JACK_NO_START_SERVER="1"))  # fmt: skip
+    live = subprocess.Popen(
+        live_command("--input", "system", "--midi-api", "jack"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, JACK_NO_START_SERVER="1"),
+    )
     try:
         time.sleep(6)
         assert live.poll() is None, live.stderr.read()
@@ -244,13 +275,20 @@ def test_reconnect_waits_for_the_jack_server_and_resumes() -> None:
     reason = jack_e2e.jack_available()
     if reason:
         pytest.skip(reason)
-    name = f"rtamt-rel-re-{os.getpid()}"
+    name = "rtamt-rel-reconnect"
     env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name)
     with jack_e2e.jack_server(name=name) as server:
-        live = subprocess.Popen(live_command("--input", "system", "--midi-api", "jack", "--reconnect"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        live = subprocess.Popen(
+            live_command("--input", "system", "--midi-api", "jack", "--reconnect"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         try:
-            assert wait_for(lambda: jack_ports(name, "PortAudio:") and jack_ports(name, "rtamt:"), 60), live.stderr
+            assert wait_for(lambda: jack_ports(name, "PortAudio:") and jack_ports(name, "rtamt:"), 60), (
+                live.stderr
+            )
             time.sleep(1.0)  # the stream is running
             server.kill()
             server.wait(5)

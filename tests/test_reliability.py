@@ -23,7 +23,7 @@ def digest(path: Path) -> str:
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """Exit status and stderr of ``rtamt ARGV`` run in this process (argparse errors exit through SystemExit)."""
+    """Exit status and stderr of ``rtamt ARGV`` run in this process (argparse errors exit via SystemExit)."""
     try:
         code = main(argv)
     except SystemExit as exit_info:
@@ -56,12 +56,20 @@ def tmpfs(where: Path, options: str):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-@pytest.mark.parametrize("value, reason", [("-3", "must be 1 to 15"), ("0", "must be 1 to 15"),
-                                           ("16", "must be 1 to 15"), ("100", "must be 1 to 15"),
-                                           ("two", "not a whole number")])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("-3", "must be 1 to 15"),
+        ("0", "must be 1 to 15"),
+        ("16", "must be 1 to 15"),
+        ("100", "must be 1 to 15"),
+        ("two", "not a whole number"),
+    ],
+)
 @pytest.mark.parametrize("command", ["transcribe", "live"])
-def test_invalid_instruments_are_refused_before_any_work(command: str, value: str, reason: str, tmp_path: Path,
-                                                          recording: Path, capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_invalid_instruments_are_refused_before_any_work(
+    command: str, value: str, reason: str, tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out.mid"
     argv = (
         ["transcribe", str(recording), "-o", str(out)] if command == "transcribe" else ["live", "--no-midi"]
@@ -82,8 +90,9 @@ def test_exact_without_instruments_is_refused(
 
 
 @pytest.mark.parametrize("alias", ["same", "dotted", "symlink", "hardlink"])
-def test_output_equal_to_the_input_is_refused(alias: str, tmp_path: Path, recording: Path,
-                                              capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_output_equal_to_the_input_is_refused(
+    alias: str, tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = digest(recording)
     if alias == "same":
         out = recording
@@ -104,8 +113,9 @@ def test_output_equal_to_the_input_is_refused(alias: str, tmp_path: Path, record
 
 
 @pytest.mark.parametrize("case", ["missing folder", "folder"])
-def test_bad_output_paths_fail_before_the_work(case: str, tmp_path: Path, recording: Path,
-                                               capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_bad_output_paths_fail_before_the_work(
+    case: str, tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("the transcriber was built before the output was checked")
 
@@ -117,8 +127,9 @@ def test_bad_output_paths_fail_before_the_work(case: str, tmp_path: Path, record
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take1.flac"]
 
 
-def test_unwritable_output_fails_before_the_work(tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_unwritable_output_fails_before_the_work(
+    tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("rtamt.cli.build_transcriber", lambda *a, **k: pytest.fail("work started"))
     if os.geteuid() == 0:
         with tmpfs(tmp_path / "ro", "ro,size=64k") as folder:
@@ -135,8 +146,9 @@ def test_unwritable_output_fails_before_the_work(tmp_path: Path, recording: Path
     assert code == EXIT_OUTPUT and "cannot write in" in err
 
 
-def test_full_disk_leaves_no_temporary_file_and_keeps_the_old_output(tmp_path: Path, recording: Path,
-                                                                     capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_full_disk_leaves_no_temporary_file_and_keeps_the_old_output(
+    tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture
+) -> None:
     with tmpfs(tmp_path / "small", "size=64k") as folder:
         old = folder / "out.mid"
         old.write_bytes(b"the user's previous file")
@@ -172,16 +184,20 @@ def test_output_commit_removes_the_temporary_file_on_any_failure(tmp_path: Path)
         open_output(out, [out])
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "nothing to evaluate"),
-    (["/missing/bach10"], "/missing/bach10: no such folder"),
-    (["--synthetic", "/missing/split"], "--synthetic /missing/split: no such folder"),
-    (["--separation"], "--separation needs DATA_DIR"),
-    (["EMPTY"], "no sub-folders with mix.flac and notes.csv"),
-    (["NOSTEMS", "--separation"], "has all the stem files"),
-])  # fmt: skip
-def test_eval_without_data_says_what_is_missing(argv: list[str], message: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "nothing to evaluate"),
+        (["/missing/bach10"], "/missing/bach10: no such folder"),
+        (["--synthetic", "/missing/split"], "--synthetic /missing/split: no such folder"),
+        (["--separation"], "--separation needs DATA_DIR"),
+        (["EMPTY"], "no sub-folders with mix.flac and notes.csv"),
+        (["NOSTEMS", "--separation"], "has all the stem files"),
+    ],
+)
+def test_eval_without_data_says_what_is_missing(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (tmp_path / "EMPTY").mkdir()
     piece = tmp_path / "NOSTEMS" / "piece"
     piece.mkdir(parents=True)
@@ -204,8 +220,14 @@ def test_make_bench_without_data_changes_no_result(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / ".test").touch()
-    done = subprocess.run(["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/missing"],
-                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/missing"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "BACH10 not found" in done.stderr and "nothing was run" in done.stderr
     assert {p.name: p.read_text() for p in results.iterdir()} == {
@@ -229,8 +251,14 @@ def test_make_bench_result_is_kept_when_its_command_fails(tmp_path: Path) -> Non
     rtamt = venv / "bin" / "rtamt"
     rtamt.write_text("#!/bin/sh\necho '{\"partial\": '\nexit 1\n")
     rtamt.chmod(0o755)
-    done = subprocess.run(["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/bach10"],
-                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/bach10"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert [p.name for p in results.iterdir()] == ["cqt.json"]
     assert (results / "cqt.json").read_text() == "committed"
