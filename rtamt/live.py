@@ -442,7 +442,8 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         raise LiveError("no JACK server is running: start one (e.g. jackd -d alsa), or use --midi-api alsa "
                         "or --no-midi")
     sink = None if no_midi else MidiPortSink(virtual_port or "rtamt", midi_port, api)
-    jack = api == "jack" or (device is not None and _is_jack_device(device))
+    jack_input = device is not None and _is_jack_device(device)
+    jack = api == "jack" or jack_input
     monitor = JackMonitor() if jack else None
     stopped_by = {"reason": "end of input"}
 
@@ -488,7 +489,7 @@ def run_live(transcriber_factory: Callable[[int], Transcriber], input_spec: str 
         # JACK clients of a dead server are left alone: closing them waits for it (RtMidi's even holds the
         # interpreter lock meanwhile), and the process then ends with os._exit
         jack_dead = monitor is not None and monitor.dead.is_set()
-        if stream is not None and jack_dead and _is_jack_device(device):
+        if stream is not None and jack_dead and jack_input:
             abandon("audio-input-close")
         elif stream is not None:
             close = lambda: (stream.abort(), stream.close())  # noqa: E731

@@ -318,3 +318,21 @@ def test_soak_reports_memory_drops_and_hanging_notes() -> None:
     assert len(result["reports"]) >= 2 and result["audio_s"] >= 10
     assert result["rss_mb_start"] > 0 and abs(result["rss_growth_pct"]) < 50
     assert 0 < result["per_hop_ms_p99_median"] <= result["per_hop_ms_p99_max"]
+
+
+def test_an_input_that_stops_calling_back_is_reported_within_a_second() -> None:
+    """The watchdog's other sign: no audio callback for LIVE_INPUT_TIMEOUT_S (any audio system)."""
+    from rtamt.constants import LIVE_INPUT_TIMEOUT_S
+    from rtamt.live import _watch
+
+    engine = LiveEngine(SimpleNamespace(chain=OnsetChain(48_000)), 48_000, 1, None)
+    engine.start()
+    try:
+        started = time.monotonic()
+        failure = _watch(engine, SimpleNamespace(active=True), None, status=False, stats_every=None)
+        waited = time.monotonic() - started
+    finally:
+        engine.stop.set()
+        engine.join(5)
+    assert failure == "the audio input stopped (device disconnected?)"
+    assert LIVE_INPUT_TIMEOUT_S <= waited < LIVE_INPUT_TIMEOUT_S + 0.5
