@@ -24,7 +24,6 @@ from rtamt.validate import check_args, instruments, positive_float, positive_int
 from rtamt.watchdog import backend_abandoned, exit_now
 
 
-
 def cmd_transcribe(args: argparse.Namespace) -> int:
     info = probe(args.audio)
     with open_output(args.output, [args.audio]) as output:  # checked before the work; removed unless written
