@@ -153,6 +153,7 @@ def soak_section(soak: dict | None) -> list[str]:
             f"| audio processed | {soak['audio_s']} s |",
             f"| notes sent / left hanging after Ctrl-C | {soak['notes_sent']} / {soak['hanging_notes']} |",
             f"| dropped blocks (audio skipped) | {soak['dropped_blocks']} ({soak['skipped_s']} s) |",
+            f"| JACK server xrun messages | {soak.get('jack_xrun_messages', '—')} |",
             f"| memory at first report / end (growth) | {soak['rss_mb_start']} / {soak['rss_mb_end']} MB "
             f"({soak['rss_growth_pct']:+.2f} %) |",
             f"| per-hop p99 per interval: first / last / median / max | {soak['per_hop_ms_p99_first']} / "

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,7 @@ def jack_server(rate: int = 48_000, period: int = 256, name: str = SERVER):
             _stop_server(server)
         elif server.returncode == -signal.SIGKILL:
             _stop_server(_start_server(rate, period, name))
+        server.log.close()
 
 
 def _start_server(rate: int, period: int, name: str) -> subprocess.Popen:
@@ -60,20 +62,29 @@ def _start_server(rate: int, period: int, name: str) -> subprocess.Popen:
     import jack
 
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    # its messages go to a file: a pipe nobody reads fills up in a long run (xrun reports) and blocks jackd
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen(
         ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    server.log = log  # read by server_log
     for _ in range(100):
         try:
             jack.Client("rtamt-probe", no_start_server=True, servername=name).close()
             return server
         except jack.JackOpenError:
             if server.poll() is not None:
-                raise RuntimeError(f"jackd exited: {server.stderr.read().decode()[-500:]}") from None
+                raise RuntimeError(f"jackd exited: {server_log(server)[-500:]}") from None
             time.sleep(0.1)
     _stop_server(server)
     raise RuntimeError("jackd did not start within 10 s")
+
+
+def server_log(server: subprocess.Popen) -> str:
+    """What a server started by :func:`jack_server` has printed so far."""
+    server.log.seek(0)
+    return server.log.read().decode(errors="replace")
 
 
 def _stop_server(server: subprocess.Popen) -> None:

@@ -33,8 +33,9 @@ def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = E
     reason = jack_e2e.jack_available()
     if reason:
         return {"benchmark": "soak", "skipped": reason}
-    with jack_e2e.jack_server(name=f"rtamt-soak-{os.getpid()}"):
+    with jack_e2e.jack_server(name=f"rtamt-soak-{os.getpid()}") as server:
         run = _play_looped(audio_path, minutes * 60.0, stats_every_s)
+        server_messages = jack_e2e.server_log(server)
     _, hanging = jack_e2e.events_to_notes(run["events"])
     reports = run["reports"]
     summary = run["summary"]
@@ -48,8 +49,10 @@ def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = E
         "stopped_by": summary.get("stopped_by"),
         "audio_s": summary.get("audio_s"),
         "notes_sent": sum(1 for e in run["events"] if (e[1] & 0xF0) == 0x90 and e[3] > 0),
-        "hanging_notes": hanging,
+        "hanging_notes": hanging,  # in the MIDI received through JACK
+        "hanging_notes_sent": run["sent_unclosed"],  # in what rtamt reports sending (--events json)
         "dropped_blocks": summary.get("dropped_blocks"),
+        "jack_xrun_messages": sum("xrun" in line.lower() for line in server_messages.splitlines()),
         "skipped_s": summary.get("skipped_s"),
         "cpu_steal_share": run["steal_share"],
         "load_average_1min_end": round(os.getloadavg()[0], 2),
@@ -57,6 +60,8 @@ def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = E
         "per_hop_ms_median_all": summary.get("per_hop_ms_median"),
         "reports": reports,
     }
+    if run["returncode"] != 130:  # not stopped by the soak's Ctrl-C: say why
+        result["stderr_tail"] = run["stderr_tail"]
     if reports:
         start, end = reports[0]["rss_mb"], reports[-1]["rss_mb"]
         p99 = [r["per_hop_ms_p99"] for r in reports]
@@ -114,13 +119,20 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
         "system",
         "--midi-api",
         "jack",
+        "--events",
+        "json",
         "--stats-every",
         str(stats_every_s),
     ]
-    live = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    live = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(live.stderr), daemon=True)
-    reader.start()
+    sent: dict[tuple[int, int], int] = {}  # what rtamt says it sent: 1 while a (channel, pitch) sounds
+    readers = [
+        threading.Thread(target=lambda: lines.extend(live.stderr), daemon=True),
+        threading.Thread(target=_follow_events, args=(live.stdout, sent), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     with client:
         try:
             audio_ins, midi_outs = jack_e2e._wait_for_rtamt_ports(client, live)
@@ -140,7 +152,8 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
         finally:
             if live.poll() is None:
                 live.kill()
-    reader.join(5)
+    for reader in readers:
+        reader.join(5)
     start_frame = received[0][0] if received else 0
     events = [((frame - start_frame) / rate, d[0], d[1], d[2]) for frame, d in received if len(d) == 3]
     reports, summary = [], {}
@@ -156,7 +169,16 @@ def _play_looped(audio_path: Path, seconds: float, stats_every_s: float) -> dict
         "reports": reports,
         "summary": summary,
         "returncode": live.returncode,
+        "sent_unclosed": sum(sent.values()),
         "rate": rate,
         "steal_share": round(steal_share, 4),
         "stderr_tail": "".join(lines)[-2000:],
     }
+
+
+def _follow_events(stream, sounding: dict[tuple[int, int], int]) -> None:  # noqa: ANN001
+    """Read rtamt's --events json: ``sounding`` ends holding 1 for every note-on without a note-off."""
+    for line in stream:
+        if line.startswith("{"):
+            event = json.loads(line)
+            sounding[(event["channel"], event["pitch"])] = 1 if event["on"] else 0
