@@ -151,7 +151,8 @@ def soak_section(soak: dict | None) -> list[str]:
             f"{100 * soak['cpu_steal_share']:.1f} % CPU taken by the hypervisor.", "",
             "| quantity | value |", "|---|---|",
             f"| audio processed | {soak['audio_s']} s |",
-            f"| notes sent / left hanging after Ctrl-C | {soak['notes_sent']} / {soak['hanging_notes']} |",
+            f"| notes received / left hanging after Ctrl-C, as received through JACK / as sent | "
+            f"{soak['notes_sent']} / {soak['hanging_notes']} / {soak.get('hanging_notes_sent', '—')} |",
             f"| dropped blocks (audio skipped) | {soak['dropped_blocks']} ({soak['skipped_s']} s) |",
             f"| JACK server xrun messages | {soak.get('jack_xrun_messages', '—')} |",
             f"| memory at first report / end (growth) | {soak['rss_mb_start']} / {soak['rss_mb_end']} MB "
