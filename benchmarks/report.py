@@ -142,6 +142,8 @@ def soak_section(soak: dict | None) -> list[str]:
     if not soak or "reports" not in soak:
         return []
     p99 = ", ".join(f"{r['per_hop_ms_p99']:.1f}" for r in soak["reports"])
+    first, last = soak["reports"][0], soak["reports"][-1]
+    rss_per_hour = (last["rss_mb"] - first["rss_mb"]) / max(last["time"] - first["time"], 1.0) * 3600
     return ["## Soak: live for a long time (`rtamt bench soak --minutes "
             f"{soak['minutes']:g}`)", "",
             "`rtamt live --input system --midi-api jack` on a dummy-backend JACK server at "
@@ -156,7 +158,7 @@ def soak_section(soak: dict | None) -> list[str]:
             f"| dropped blocks (audio skipped) | {soak['dropped_blocks']} ({soak['skipped_s']} s) |",
             f"| JACK server xrun messages | {soak.get('jack_xrun_messages', '—')} |",
             f"| memory at first report / end (growth) | {soak['rss_mb_start']} / {soak['rss_mb_end']} MB "
-            f"({soak['rss_growth_pct']:+.2f} %) |",
+            f"({soak['rss_growth_pct']:+.2f} %, {rss_per_hour:+.1f} MB per hour) |",
             f"| per-hop p99 per interval: first / last / median / max | {soak['per_hop_ms_p99_first']} / "
             f"{soak['per_hop_ms_p99_last']} / {soak['per_hop_ms_p99_median']} / "
             f"{soak['per_hop_ms_p99_max']} ms "
