@@ -186,7 +186,8 @@ class TimbreAssigner(Stage):
     """(n, 2 + D, 84) model frames -> NoteEvents carrying their timbre (cluster channel index).
 
     Runs the note tracker on the onset/frame maps and holds each note-on until its decision window of
-    embeddings has arrived; every note-off carries the timbre of its note-on.
+    embeddings has arrived; every note-off carries the timbre of its note-on. Finished notes are kept for
+    hindsight refinement (``completed``) unless ``keep_notes`` is false, as for an endless live stream.
     """
 
     name = "timbre-clusterer"
@@ -196,6 +197,7 @@ class TimbreAssigner(Stage):
         self.clusterer = OnlineClusterer(config)
         self.config = self.clusterer.config
         self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
+        self.keep_notes = True
         self.reset()
 
     @property
@@ -289,7 +291,8 @@ class TimbreAssigner(Stage):
         self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
-        self.finished.append((note.onset, off, full))
+        if self.keep_notes:
+            self.finished.append((note.onset, off, full))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

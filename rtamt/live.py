@@ -208,6 +208,8 @@ class LiveEngine:
                  on_event: Callable[[NoteEvent, float], None] | None = None,
                  max_backlog_s: float | None = 0.5) -> None:  # fmt: skip
         self.transcriber = transcriber
+        if getattr(transcriber, "assigner", None) is not None:  # nothing refines a live stream afterwards:
+            transcriber.assigner.keep_notes = False  # keeping every finished note would grow for ever
         self.rate = rate
         self.channels = channels
         self.sink = sink

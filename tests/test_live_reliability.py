@@ -336,3 +336,26 @@ def test_an_input_that_stops_calling_back_is_reported_within_a_second() -> None:
         engine.join(5)
     assert failure == "the audio input stopped (device disconnected?)"
     assert LIVE_INPUT_TIMEOUT_S <= waited < LIVE_INPUT_TIMEOUT_S + 0.5
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "timbre.onnx").exists(), reason="no timbre model shipped")
+def test_a_live_stream_keeps_no_growing_note_list() -> None:
+    """`rtamt live` runs for hours: the clusterer keeps finished notes for --refine only, so a live stream
+    gives the same events as the offline chain while its memory of notes stays empty."""
+    from rtamt.audio import read_blocks
+    from rtamt.live import feed_file
+    from rtamt.pipeline import build_transcriber
+
+    offline = build_transcriber(44_100)
+    expected = offline.chain.run(read_blocks(EXAMPLE / "mix.flac"))
+    assert len(offline.assigner.completed) > 10
+    events: list[NoteEvent] = []
+    transcriber = build_transcriber(44_100)
+    engine = LiveEngine(
+        transcriber, 44_100, 1, None, on_event=lambda event, now: events.append(event), max_backlog_s=None
+    )
+    engine.start()
+    feed_file(engine, str(EXAMPLE / "mix.flac"), realtime=False)
+    engine.join(120)
+    assert engine.error is None and events == expected
+    assert transcriber.assigner.finished == [] and transcriber.assigner.completed == []
