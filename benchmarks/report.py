@@ -134,6 +134,13 @@ def main() -> None:
                     f"{jack['note_on_latency_ms_p95']} ms ({jack['matched_notes']} notes, onset F1 within 200 ms {jack.get('onset_f1_200ms')}) |"]  # fmt: skip
         out += ["", "CQT group delay by octave (ms): " + ", ".join(f"{k}: {v}" for k, v in a["cqt_group_delay_ms_by_octave"].items()), ""]
     out += soak_section(load("soak.json"))
+    after = load("soak_12min.json")  # re-run after live stopped keeping every finished note
+    if after and "reports" in after:
+        out += [f"After `rtamt live` stopped keeping every finished note (it served only `transcribe --refine`), "
+                f"`rtamt bench soak --minutes {after['minutes']:g}`: memory {after['rss_mb_start']} -> "
+                f"{after['rss_mb_end']} MB ({after['rss_growth_pct']:+.2f} %) over {after['notes_sent']} notes, "
+                f"{after['hanging_notes']} hanging, {after['dropped_blocks']} dropped blocks, per-hop p99 per "
+                f"interval median {after['per_hop_ms_p99_median']} ms.", ""]  # fmt: skip
     print("\n".join(out))
 
 
