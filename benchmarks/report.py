@@ -255,7 +255,45 @@ def main() -> None:
             out += [f"| JACK end-to-end note-on latency, median / p95 | {jack['note_on_latency_ms_median']} / "
                     f"{jack['note_on_latency_ms_p95']} ms ({jack['matched_notes']} notes, onset F1 within 200 ms {jack.get('onset_f1_200ms')}) |"]  # fmt: skip
         out += ["", "CQT group delay by octave (ms): " + ", ".join(f"{k}: {v}" for k, v in a["cqt_group_delay_ms_by_octave"].items()), ""]
+    out += soak_section(load("soak.json"))
+    after = load("soak_12min.json")  # re-run after live stopped keeping every finished note
+    if after and "reports" in after:
+        out += [f"After `rtamt live` stopped keeping every finished note (it served only `transcribe --refine`), "
+                f"`rtamt bench soak --minutes {after['minutes']:g}`: memory {after['rss_mb_start']} -> "
+                f"{after['rss_mb_end']} MB ({after['rss_growth_pct']:+.2f} %) over {after['notes_sent']} notes, "
+                f"{after['hanging_notes']} hanging, {after['dropped_blocks']} dropped blocks, per-hop p99 per "
+                f"interval median {after['per_hop_ms_p99_median']} ms.", ""]  # fmt: skip
     print("\n".join(out))
+
+
+def soak_section(soak: dict | None) -> list[str]:
+    """Lines of the soak table (`rtamt bench soak`), none without a result."""
+    if not soak or "reports" not in soak:
+        return []
+    p99 = ", ".join(f"{r['per_hop_ms_p99']:.1f}" for r in soak["reports"])
+    first, last = soak["reports"][0], soak["reports"][-1]
+    rss_per_hour = (last["rss_mb"] - first["rss_mb"]) / max(last["time"] - first["time"], 1.0) * 3600
+    return ["## Soak: live for a long time (`rtamt bench soak --minutes "
+            f"{soak['minutes']:g}`)", "",
+            "`rtamt live --input system --midi-api jack` on a dummy-backend JACK server at "
+            f"{soak['jack_rate']} Hz, fed "
+            f"{soak['input']}, statistics every {soak['stats_every_s']:g} s, stopped by Ctrl-C. Machine: "
+            f"{soak['cpus']} CPUs, load average {soak['load_average_1min_end']} at the end, "
+            f"{100 * soak['cpu_steal_share']:.1f} % CPU taken by the hypervisor.", "",
+            "| quantity | value |", "|---|---|",
+            f"| audio processed | {soak['audio_s']} s |",
+            f"| notes received / left hanging after Ctrl-C, as received through JACK / as sent | "
+            f"{soak['notes_sent']} / {soak['hanging_notes']} / {soak.get('hanging_notes_sent', '—')} |",
+            f"| dropped blocks (audio skipped) | {soak['dropped_blocks']} ({soak['skipped_s']} s) |",
+            f"| JACK server xrun messages | {soak.get('jack_xrun_messages', '—')} |",
+            f"| memory at first report / end (growth) | {soak['rss_mb_start']} / {soak['rss_mb_end']} MB "
+            f"({soak['rss_growth_pct']:+.2f} %, {rss_per_hour:+.1f} MB per hour) |",
+            f"| per-hop p99 per interval: first / last / median / max | {soak['per_hop_ms_p99_first']} / "
+            f"{soak['per_hop_ms_p99_last']} / {soak['per_hop_ms_p99_median']} / "
+            f"{soak['per_hop_ms_p99_max']} ms "
+            "(budget 11.61 ms) |",
+            f"| exit status | {soak['returncode']} ({soak['stopped_by']}) |",
+            "", f"Per-hop p99 by interval (ms): {p99}", ""]  # fmt: skip
 
 
 if __name__ == "__main__":

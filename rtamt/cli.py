@@ -4,33 +4,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from rtamt import __version__
-from rtamt.audio import AudioInputError
+from rtamt.audio import AudioInputError, probe
+from rtamt.constants import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_NO_MODEL, EXIT_OUTPUT, EXIT_SIGNAL_BASE, EXIT_USAGE
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
+from rtamt.midi import build_midi
 from rtamt.models import ModelError, models_dir
+from rtamt.outputs import Output, OutputError, open_output
 from rtamt.pipeline import MODES, Transcriber, build_transcriber
 from rtamt.plugins import PluginError
 from rtamt.rig import Rig, load_rig
 from rtamt.tracker import TrackerConfig
+from rtamt.validate import check_args, instruments, positive_float, positive_int
 from rtamt.view import DEFAULT_PORT as DEFAULT_VIEW_PORT
-
-EXIT_BAD_INPUT = 2
-EXIT_NO_MODEL = 3
-EXIT_DEVICE = 4
-EXIT_USAGE = 5  # a plugin or configuration that cannot be found or built
+from rtamt.watchdog import backend_abandoned, exit_now
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    probe(args.audio)  # an unreadable input is reported before the output is touched
+    with open_output(args.output, [args.audio]) as output:  # checked before the work; removed unless written
+        return transcribe_to(args, output)
+
+
+def transcribe_to(args: argparse.Namespace, output: Output) -> int:
+    """The work of ``rtamt transcribe`` once input and output are checked."""
     from rtamt.api import transcribe
 
     result = transcribe(args.audio, instruments=args.instruments, exact=args.exact, refine=args.refine,
                         transcriber=build_rig_transcriber(args))  # fmt: skip
     print(result.summary())
-    tracks = result.to_midi(args.output)
+    midi = build_midi(result.events, [e.timbre for e in result.events])
+    output.commit(lambda tmp: midi.save(str(tmp)))
+    tracks = len(midi.tracks) - 1
     mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",
             "refined": "timbres refined in hindsight"}[result.timbres]
     print(f"wrote {args.output} ({tracks} track{'s' if tracks != 1 else ''}; {mode})")
@@ -73,7 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.budget import BudgetError, live_settings
-    from rtamt.live import run_live
+    from rtamt.live import resolve_midi_api, run_live
+    from rtamt.watchdog import jack_server_running
 
     try:
         point = live_settings(args.models or models_dir(), args.mode, args.latency_budget)
@@ -85,16 +96,24 @@ def cmd_live(args: argparse.Namespace) -> int:
         print(f"latency budget {args.latency_budget:g} ms: tracker settings '{point.label}' (validation median "
               f"{point.latency_ms_median:g} ms, onset F1 {point.onset_f1:g})", file=sys.stderr)  # fmt: skip
     transcriber = build_rig_transcriber(args, point.tracker if budgeted else None)
-    midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": args.midi_api}
-    sinks = open_sinks(live_sink_specs(args), {"midi-port": midi_port}, args.rig)
+    specs = live_sink_specs(args)
+    api = resolve_midi_api(args.midi_api)  # auto: JACK when a JACK server runs
+    if api == "jack" and "midi-port" in specs and not jack_server_running():
+        raise LiveError("no JACK server is running: start one (e.g. jackd -d alsa), or use --midi-api alsa "
+                        "or --no-midi")
+    midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": api}
+    sinks = open_sinks(specs, {"midi-port": midi_port}, args.rig)
     try:
         summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet,
                            view_port=args.view,
-                           expected_latency_ms=point.latency_ms_median if point is not None else None)  # fmt: skip
+                           expected_latency_ms=point.latency_ms_median if point is not None else None,
+                           stats_every=args.stats_every, reconnect=args.reconnect)  # fmt: skip
     finally:  # run_live closes them after the stream; this covers a failure before it starts
         for sink in sinks:
             sink.close()
     print(json.dumps(summary), file=sys.stderr)
+    if summary["stopped_by"] in ("SIGINT", "SIGTERM"):  # like transcribe: 130 for Ctrl-C, 143 for SIGTERM
+        return EXIT_SIGNAL_BASE + signal.Signals[summary["stopped_by"]]
     return 0
 
 
@@ -184,6 +203,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "latency":
         print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
         return 0
+    if args.what == "soak":
+        from rtamt.soak import bench_soak
+
+        print(json.dumps(bench_soak(args.minutes, args.stats_every), indent=2))
+        return 0
     result = bench_cqt(args.seconds, CQTConfig(lookahead_frames=args.lookahead, gamma_hz=args.gamma))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -227,7 +251,8 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_timbre_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instruments", type=int, help="number of instruments, if known (a maximum)")
+    parser.add_argument("--instruments", type=instruments,
+                        help="number of instruments, if known (a maximum, 1-15)")
     parser.add_argument("--exact", action="store_true", help="with --instruments: exactly that many")
 
 
@@ -253,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy and latency against ground truth")
     evaluate.add_argument("data", nargs="?", type=Path, help="folder of pieces: */mix.flac + */notes.csv")
     evaluate.add_argument("--synthetic", type=Path, help="a synthetic split, e.g. data/synth/test")
-    evaluate.add_argument("--limit", type=int, help="at most this many synthetic examples")
+    evaluate.add_argument("--limit", type=positive_int, help="at most this many synthetic examples")
     evaluate.add_argument("--per-piece", action="store_true", help="include every piece's scores")
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
@@ -267,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     live = sub.add_parser("live", help="live audio in, live MIDI out")
     live.add_argument("--input", help="audio input (device index or name part), or an audio file")
     live.add_argument("--realtime", action="store_true", help="play an input file at real-time pace")
-    live.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
+    live.add_argument("--samplerate", type=positive_int,
+                      help="device sample rate (default: the device's own)")
     port = live.add_mutually_exclusive_group()
     port.add_argument("--virtual-port", help="name of the virtual MIDI output port to open (default rtamt)")
     port.add_argument("--midi-port", help="send to an existing MIDI output port (name part)")
@@ -281,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--quiet", action="store_true", help="no status line")
     live.add_argument("--view", nargs="?", type=int, const=DEFAULT_VIEW_PORT, metavar="PORT",
                       help=f"serve a live piano roll on http://127.0.0.1:PORT/ (default {DEFAULT_VIEW_PORT}; 0: any free port)")  # fmt: skip
+    live.add_argument("--reconnect", action="store_true",
+                      help="when the input or the JACK server goes away, wait for it to come back and "
+                           "start again (default: note-offs, a message and exit status 4)")
+    live.add_argument("--stats-every", type=positive_float, metavar="SECONDS",
+                      help="print a JSON statistics line (per-hop p99, drops, memory) on stderr this often")
     add_timbre_options(live)
     add_mode_option(live, "low-latency")
     add_models_option(live)
@@ -297,13 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(func=cmd_devices)
 
     bench = sub.add_parser("bench", help="benchmarks: compute per hop and latency")
-    bench.add_argument("what", choices=["cqt", "backbone", "latency"],
-                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end to end")  # fmt: skip
-    bench.add_argument("--minutes", type=float, default=10.0, help="latency: length of the stream")
-    bench.add_argument("--block", type=int, default=256, help="latency: device block size (samples at 48 kHz)")
+    bench.add_argument("what", choices=["cqt", "backbone", "latency", "soak"],
+                       help="cqt: front end; backbone: model per frame; latency: whole chain and JACK end "
+                            "to end; soak: live through JACK for --minutes (memory, drops, hanging notes, "
+                            "per-hop p99)")
+    bench.add_argument("--minutes", type=positive_float, default=10.0,
+                       help="latency, soak: length of the stream")
+    bench.add_argument("--stats-every", type=positive_float, default=30.0, metavar="SECONDS",
+                       help="soak: seconds between statistics reports")
+    bench.add_argument("--block", type=positive_int, default=256,
+                       help="latency: device block size (samples at 48 kHz)")
     bench.add_argument("--no-jack", action="store_true", help="latency: skip the JACK end-to-end run")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
-    bench.add_argument("--seconds", type=float, default=60.0, help="length of the test stream")
+    bench.add_argument("--seconds", type=positive_float, default=60.0, help="length of the test stream")
     bench.add_argument("--data", type=Path, nargs="+",
                        help="latency: folders of pieces (*/mix.flac + */notes.csv): per-note latency and accuracy "
                             "on those recordings instead of the looped example")  # fmt: skip
@@ -335,11 +372,21 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     try:
-        args = parse_args(build_parser(), argv)
+        args = parse_args(parser, argv)
     except PluginError as err:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_USAGE
+    check_args(parser, args)
+    code = run_command(args)
+    if backend_abandoned():  # a dead JACK server would hang the audio library's clean-up at exit
+        exit_now(code)
+    return code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command; known errors become a message on stderr and an exit status."""
     try:
         return args.func(args)
     except AudioInputError as err:
@@ -348,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as err:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_NO_MODEL
+    except OutputError as err:
+        print(f"rtamt: {err}", file=sys.stderr)
+        return EXIT_OUTPUT
     except LiveError as err:
         print(f"\nrtamt: {err}", file=sys.stderr)
         return EXIT_DEVICE
@@ -355,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_SIGNAL_BASE + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ class TimbreAssigner(Stage):
     where tracker and clusterer are stages of their own), or (n, 2 + D, 84) model frames, on whose
     onset/frame maps it then runs its own note tracker. Each note-on is held until its decision window
     of embeddings has arrived; every note-off carries the timbre of its note-on. ``tracker`` (settings
-    or a tracker) sizes the window of past frames kept for back-dated notes.
+    or a tracker) sizes the window of past frames kept for back-dated notes. Finished notes are kept for
+    hindsight refinement (``completed``) unless ``keep_notes`` is false, as for an endless live stream.
     """
 
     name = "timbre-clusterer"
@@ -238,6 +239,7 @@ class TimbreAssigner(Stage):
         self.config = self.clusterer.config
         self.tracked = tracked
         self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
+        self.keep_notes = True
         self.reset()
 
     @property
@@ -343,7 +345,8 @@ class TimbreAssigner(Stage):
         self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
-        self.finished.append((note.onset, off, full))
+        if self.keep_notes:
+            self.finished.append((note.onset, off, full))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

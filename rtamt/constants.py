@@ -61,3 +61,18 @@ SWEEP_ONSET_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5)
 # (onset_rise, rise_backdate_frames): the peak rule, and the rise rule placed a frame earlier (unplaced, a
 # rise decided on arrival still waits a frame for the live clusterer's 2-frame window)
 SWEEP_ONSET_RULES: tuple[tuple[bool, int], ...] = ((False, 0), (True, 1))
+
+# Exit statuses of the command line.
+EXIT_BAD_INPUT: int = 2  # bad arguments or unusable audio
+EXIT_NO_MODEL: int = 3
+EXIT_DEVICE: int = 4  # audio device or MIDI port missing, or gone during `rtamt live`
+EXIT_OUTPUT: int = 5  # the output must not or cannot be written
+EXIT_USAGE: int = 6  # a plugin, sink or rig file that cannot be found or built
+EXIT_SIGNAL_BASE: int = 128  # ended by signal N: 128 + N (Ctrl-C: 130, SIGTERM: 143)
+
+# Command line limits and live reliability timings.
+MAX_INSTRUMENTS: int = 15  # one MIDI channel per instrument: 16 channels minus the drum channel (10)
+LIVE_INPUT_TIMEOUT_S: float = 0.5  # no audio callback for this long: the input has stopped
+LIVE_BACKEND_CLOSE_S: float = 0.4  # longest wait for an audio or MIDI backend call while shutting down
+LIVE_STOP_DEADLINE_S: float = 1.8  # after a stop request the process ends within this, whatever hangs
+LIVE_RECONNECT_POLL_S: float = 1.0  # --reconnect: how often to look for the input or JACK server again

@@ -207,6 +207,9 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
     from rtamt.cluster import refine, relabel
 
     pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
+    if not pieces:
+        stems = ", ".join(f"{s}.flac" for s in STEMS)
+        raise SystemExit(f"{data_dir}: no folders with the stem files {stems}")
     rows = []
     transcriber = build_transcriber(model_dir=model_dir, mode=mode)
     for piece in pieces:

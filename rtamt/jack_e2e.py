@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,35 +36,63 @@ def jack_available() -> str | None:
 
 
 @contextmanager
-def jack_server(rate: int = 48_000, period: int = 256):
-    """A dummy-backend JACK server named SERVER, with JACK_DEFAULT_SERVER pointing at it."""
-    import jack
-
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    server = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", SERVER, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+def jack_server(rate: int = 48_000, period: int = 256, name: str = SERVER):
+    """A dummy-backend JACK server named ``name``, with JACK_DEFAULT_SERVER pointing at it. A server that
+    was killed (as reliability tests do) is started once more and stopped cleanly: a killed jackd leaves
+    its entry in JACK's table of at most 8 servers, and only a server of the same name reclaims it."""
+    server = _start_server(rate, period, name)
     previous = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = SERVER
+    os.environ["JACK_DEFAULT_SERVER"] = name
     try:
-        for _ in range(100):
-            try:
-                jack.Client("rtamt-probe", no_start_server=True, servername=SERVER).close()
-                break
-            except jack.JackOpenError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"jackd exited: {server.stderr.read().decode()[-500:]}") from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("jackd did not start within 10 s")
         yield server
     finally:
         if previous is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
-        server.terminate()
+        if server.poll() is None:
+            _stop_server(server)
+        elif server.returncode == -signal.SIGKILL:
+            _stop_server(_start_server(rate, period, name))
+        server.log.close()
+
+
+def _start_server(rate: int, period: int, name: str) -> subprocess.Popen:
+    """jackd with the dummy backend, once it answers."""
+    import jack
+
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    # its messages go to a file: a pipe nobody reads fills up in a long run (xrun reports) and blocks jackd
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server.log = log  # read by server_log
+    for _ in range(100):
+        try:
+            jack.Client("rtamt-probe", no_start_server=True, servername=name).close()
+            return server
+        except jack.JackOpenError:
+            if server.poll() is not None:
+                raise RuntimeError(f"jackd exited: {server_log(server)[-500:]}") from None
+            time.sleep(0.1)
+    _stop_server(server)
+    raise RuntimeError("jackd did not start within 10 s")
+
+
+def server_log(server: subprocess.Popen) -> str:
+    """What a server started by :func:`jack_server` has printed so far."""
+    server.log.seek(0)
+    return server.log.read().decode(errors="replace")
+
+
+def _stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(5)
+    except subprocess.TimeoutExpired:  # a server stuck on a client that went away
+        server.kill()
         server.wait(5)
 
 
@@ -76,7 +105,8 @@ def play_and_record(audio_path: Path, rtamt_args: list[str], tail_s: float = 1.5
     """
     import jack
 
-    client = jack.Client("rtamt-player", no_start_server=True, servername=SERVER)
+    server = os.environ.get("JACK_DEFAULT_SERVER", SERVER)
+    client = jack.Client("rtamt-player", no_start_server=True, servername=server)
     rate = client.samplerate
     audio, file_rate = read_all(audio_path)
     audio = resample(audio, file_rate, rate)

@@ -5,10 +5,14 @@ buffer (no allocation, no lock, no I/O); a worker thread reads the ring, runs th
 event to each sink (rtamt/sinks.py: MIDI port, MIDI file, JSON lines, OSC, plugins).
 When the worker falls behind by more than ``max_backlog_s`` it skips the oldest audio and counts the
 dropped blocks. Stop, errors, Ctrl-C and the end of a file all end with note-offs for sounding notes.
+A watchdog ends the run within two seconds, with a message and a non-zero status, when the audio input
+stops delivering or the JACK server goes away (see rtamt.watchdog); ``--reconnect`` waits for them instead.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 import signal
 import sys
 import threading
@@ -22,9 +26,31 @@ import numpy as np
 
 from rtamt.audio import probe, read_blocks
 from rtamt.chain import Chain
-from rtamt.constants import HOP, SAMPLE_RATE
+from rtamt.constants import (
+    EXIT_DEVICE,
+    EXIT_SIGNAL_BASE,
+    HOP,
+    LIVE_BACKEND_CLOSE_S,
+    LIVE_INPUT_TIMEOUT_S,
+    LIVE_RECONNECT_POLL_S,
+    LIVE_STOP_DEADLINE_S,
+    SAMPLE_RATE,
+)
 from rtamt.pipeline import Transcriber
 from rtamt.tracker import NoteEvent
+from rtamt.watchdog import (
+    ExitDeadline,
+    JackMonitor,
+    abandon,
+    backend_abandoned,
+    backend_back,
+    call_with_timeout,
+    jack_server_running,
+    restart_process,
+    wait_until,
+)
+
+HOP_HISTORY = 20_000  # per-hop compute times kept for the statistics (a fixed ring: no growth over hours)
 
 if TYPE_CHECKING:
     from rtamt.sinks import EventSink
@@ -84,7 +110,8 @@ class LiveStats:
 
     blocks: int = 0
     samples: int = 0
-    hop_ms: list[float] = field(default_factory=list)
+    hop_ms: np.ndarray = field(default_factory=lambda: np.zeros(HOP_HISTORY))  # ring, see add_hop
+    hops: int = 0  # per-hop times recorded so far (the ring holds the last HOP_HISTORY)
     level_db: float = -120.0
     notes: int = 0
     sounding: int = 0
@@ -93,8 +120,21 @@ class LiveStats:
     skipped_samples: int = 0
     expected_latency_ms: float | None = None  # validation median note-on latency of the settings running
 
+    def add_hop(self, ms: float) -> None:
+        self.hop_ms[self.hops % HOP_HISTORY] = ms
+        self.hops += 1
+
+    def recent_hops(self, count: int) -> np.ndarray:
+        """The last ``count`` per-hop times (at most HOP_HISTORY; [0.0] when there are none)."""
+        count = min(count, self.hops, HOP_HISTORY)
+        if count == 0:
+            return np.zeros(1)
+        end = self.hops % HOP_HISTORY
+        older = self.hop_ms[HOP_HISTORY - max(count - end, 0) :]  # the part before the ring wrapped
+        return np.concatenate([older, self.hop_ms[max(end - count, 0) : end]])
+
     def summary(self, ring: RingBuffer, rate: int) -> dict:
-        hops = np.array(self.hop_ms[-20000:]) if self.hop_ms else np.zeros(1)
+        hops = self.recent_hops(HOP_HISTORY)
         return {
             "audio_s": round(self.samples / rate, 2), "notes": self.notes, "channels": len(self.channels),
             "per_hop_ms_median": round(float(np.median(hops)), 3), "per_hop_ms_p99": round(float(np.percentile(hops, 99)), 3),
@@ -114,6 +154,8 @@ class LiveEngine:
         self.transcriber = transcriber
         self.chain: Chain = transcriber.chain if isinstance(transcriber, Transcriber) else transcriber
         self.chain.start(rate)
+        if getattr(transcriber, "assigner", None) is not None:  # nothing refines a live stream afterwards:
+            transcriber.assigner.keep_notes = False  # keeping every finished note would grow for ever
         self.rate = rate
         self.channels = channels
         self.sinks = list(sinks or [])
@@ -126,11 +168,17 @@ class LiveEngine:
         self.stop = threading.Event()
         self.input_done = threading.Event()
         self.error: BaseException | None = None
+        self.input_error: BaseException | None = None  # set by a feeder that could not go on
+        self.callbacks = 0  # audio callbacks so far: the watchdog's sign of life from the input
+        self.signal: int | None = None  # the signal that asked to stop
+        self._skip_at: list[int] = []  # processed samples at each skip of queued audio ...
+        self._skipped_total: list[int] = []  # ... and the samples skipped up to and including it
         self._thread = threading.Thread(target=self._run, name="rtamt-worker", daemon=True)
 
     # -- audio side ---------------------------------------------------------------------------------
     def callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ANN001
         """sounddevice callback: copy only."""
+        self.callbacks += 1
         self.ring.write(indata.reshape(-1))
 
     # -- worker side --------------------------------------------------------------------------------
@@ -155,6 +203,8 @@ class LiveEngine:
                     self.ring.skip(excess)
                     self.stats.skipped_samples += excess // self.channels
                     self.ring.dropped_blocks += 1
+                    self._skip_at.append(self.stats.samples)
+                    self._skipped_total.append(self.stats.skipped_samples)
                 block = self.ring.read(self.ring.available() // self.channels * self.channels)
                 self._process(block.reshape(-1, self.channels).mean(axis=1))
             self._emit(self.chain.flush())
@@ -177,7 +227,7 @@ class LiveEngine:
         events = self.chain.process(mono)
         elapsed_ms = (time.perf_counter() - start) * 1000
         hops = max(len(mono) * SAMPLE_RATE / self.rate / HOP, 1e-9)
-        self.stats.hop_ms.append(elapsed_ms / hops)
+        self.stats.add_hop(elapsed_ms / hops)
         self.stats.samples += len(mono)
         self.stats.blocks += 1
         self._emit(events)
@@ -197,9 +247,14 @@ class LiveEngine:
                 self.on_event(event, now)
         self.stats.sounding = len(self._sounding)
 
+    def input_time(self, event: NoteEvent) -> float:
+        """Position of ``event`` in the input in seconds: its stream time plus the audio skipped before it."""
+        index = bisect.bisect_right(self._skip_at, round(event.time_s * self.rate))
+        return event.time_s + (self._skipped_total[index - 1] / self.rate if index else 0.0)
+
     def status_line(self) -> str:
         s = self.stats
-        hops = s.hop_ms[-200:] or [0.0]
+        hops = s.recent_hops(200)
         load = 100 * np.mean(hops) / (HOP / SAMPLE_RATE * 1000)
         return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
                 f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}"
@@ -207,7 +262,18 @@ class LiveEngine:
 
 
 def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -> None:
-    """Play a file into the engine's ring like a device would (paced in real time if asked)."""
+    """Play a file into the engine's ring like a device would (paced in real time if asked). A file that
+    fails part-way (a non-finite sample, a truncated file) stops the engine with ``input_error`` set."""
+    try:
+        _feed(engine, path, realtime, block)
+    except BaseException as err:
+        engine.input_error = err
+        engine.stop.set()
+    finally:
+        engine.input_done.set()
+
+
+def _feed(engine: LiveEngine, path: str, realtime: bool, block: int) -> None:
     start = time.perf_counter()
     fed = 0
     for samples in read_blocks(path, block):
@@ -221,8 +287,8 @@ def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -
         while not realtime and engine.ring.available() > engine.ring.capacity // 2 and not engine.stop.is_set():
             time.sleep(0.001)  # as fast as possible, but without overrunning the ring
         engine.ring.write(samples)
+        engine.callbacks += 1
         fed += len(samples)
-    engine.input_done.set()
 
 
 def find_input_device(spec: str | None) -> tuple[int | None, dict]:
@@ -277,36 +343,65 @@ def list_devices() -> str:
     return "\n".join(lines)
 
 
-def stop_on_signals(stop: threading.Event) -> None:
-    """Ctrl-C (SIGINT) and SIGTERM set ``stop``, so the worker flushes and sends its note-offs; a second
-    signal interrupts at once. Set explicitly: Python leaves SIGINT ignored when it starts ignored, as it
-    does for a script's background jobs. (Raising KeyboardInterrupt from the first signal could land
-    inside Thread.join, which then returns while the worker still runs.)"""
+def stop_on_signals(engine: LiveEngine, deadline: ExitDeadline) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM set ``engine.stop``, so the worker flushes and sends its note-offs, and
+    arm ``deadline`` so the process ends within LIVE_STOP_DEADLINE_S whatever hangs; a second signal
+    interrupts at once. Set explicitly: Python leaves SIGINT ignored when it starts ignored, as it does for
+    a script's background jobs. (Raising KeyboardInterrupt from the first signal could land inside
+    Thread.join, which then returns while the worker still runs.)"""
 
     def handler(signum: int, frame) -> None:  # noqa: ANN001
-        if stop.is_set():
+        if engine.stop.is_set() and engine.signal is not None:
             raise KeyboardInterrupt
-        stop.set()
+        engine.signal = signum
+        engine.stop.set()
+        deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_SIGNAL_BASE + signum, "stopping took too long: ended at once")
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
 
 
+def resolve_midi_api(api: str) -> str:
+    """``auto``: JACK when a JACK server is running, else ALSA."""
+    if api != "auto":
+        return api
+    return "jack" if jack_server_running() else "alsa"
+
+
+def _is_jack_device(device: dict) -> bool:
+    import sounddevice as sd
+
+    return "jack" in sd.query_hostapis(device["hostapi"])["name"].lower()
+
+
 def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
              sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None,
-             expected_latency_ms: float | None = None) -> dict:  # fmt: skip
+             expected_latency_ms: float | None = None, stats_every: float | None = None,
+             reconnect: bool = False) -> dict:  # fmt: skip
     """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
-    sinks are closed at the end (every note ended). ``view_port``: also serve the live view there.
-    ``expected_latency_ms``: the validation median note-on latency of the settings running, shown on the
-    status line. Returns the final statistics."""
+    sinks are closed at the end (every note ended). Returns the final statistics (``stopped_by`` says why
+    it ended); raises LiveError when the input or the JACK server stops (after note-offs), unless
+    ``reconnect``, which waits for them to come back and restarts the command. ``view_port``: also serve
+    the live view there. ``expected_latency_ms``: the validation median note-on latency of the settings
+    running, shown on the status line. ``stats_every`` prints a JSON statistics line on stderr every that
+    many seconds."""
+    from rtamt.sinks import JsonLinesSink, MidiPortSink
+
     is_file = input_spec is not None and Path(input_spec).is_file()
+    device = None
     if is_file:
         rate, channels = probe(input_spec).samplerate, 1
     else:
         index, device = find_input_device(input_spec)
         rate = int(samplerate or device["default_samplerate"])
         channels = min(2, device["max_input_channels"])
+    midi_ports = [sink for sink in sinks if isinstance(sink, MidiPortSink)]
+    api = midi_ports[0].api if midi_ports else None
+    jack_input = device is not None and _is_jack_device(device)
+    jack = api == "jack" or jack_input
+    monitor = JackMonitor() if jack else None
+    stopped_by = {"reason": "end of input"}
     backlog = None if is_file and not realtime else 0.5
     engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
     engine.stats.expected_latency_ms = expected_latency_ms
@@ -318,9 +413,20 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")  # the caller closes sinks
         engine.sinks.append(view)
         print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
+
+    def stdout_closed() -> None:  # `--events json | head`: stop quietly, note-offs still go out
+        stopped_by["reason"] = "stdout closed"
+        engine.stop.set()
+
+    for sink in sinks:
+        if isinstance(sink, JsonLinesSink):
+            sink.time_of = engine.input_time  # positions in the input, also after skipped audio
+            sink.on_broken_pipe = stdout_closed
     stream = None
-    stop_on_signals(engine.stop)
+    deadline = ExitDeadline()
+    stop_on_signals(engine, deadline)
     engine.start()
+    failure = None
     try:
         if is_file:
             feeder = threading.Thread(target=feed_file, args=(engine, input_spec, realtime), daemon=True)
@@ -335,28 +441,90 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
                 stream.start()
             except Exception as err:
                 raise LiveError(f"cannot open audio input {device['name']!r} at {rate} Hz ({err})") from None
-        last = 0.0
-        while engine._thread.is_alive():
-            engine.join(0.1)
-            if stream is not None and not stream.active:
-                raise LiveError("the audio input stopped (device disconnected?)")
-            if status and time.monotonic() - last > 0.5:
-                print("\r" + engine.status_line(), end="", file=sys.stderr, flush=True)
-                last = time.monotonic()
-    except KeyboardInterrupt:
+        failure = _watch(engine, stream, monitor, status, stats_every)
+    except KeyboardInterrupt:  # a second Ctrl-C
         pass
     finally:
+        if failure and not reconnect:
+            deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_DEVICE, f"{failure}; ended without waiting for it")
         engine.stop.set()
-        if stream is not None:
-            stream.abort()
-            stream.close()
-        engine.join(5.0)
+        # JACK clients of a dead server are left alone: closing them waits for it (RtMidi's even holds the
+        # interpreter lock meanwhile), and the process then ends with os._exit
+        jack_dead = monitor is not None and monitor.dead.is_set()
+        if stream is not None and jack_dead and jack_input:
+            abandon("audio-input-close")
+        elif stream is not None:
+            close = lambda: (stream.abort(), stream.close())  # noqa: E731
+            call_with_timeout("audio-input-close", close, LIVE_BACKEND_CLOSE_S)
+        engine.join(2 * LIVE_BACKEND_CLOSE_S)
         for sink in sinks:
-            sink.close()
+            if isinstance(sink, MidiPortSink) and jack_dead and api == "jack":
+                abandon("midi-close")  # the worker sent its note-offs (they go out if the server still can)
+                sink.closed = True  # and nobody closes it later
+            elif not getattr(sink, "closed", False):
+                if engine._thread.is_alive():  # the worker hangs (in a backend): note-offs from here
+                    call_with_timeout(f"{getattr(sink, 'name', 'sink')}-notes-off", sink.all_off, LIVE_BACKEND_CLOSE_S)
+                call_with_timeout(f"{getattr(sink, 'name', 'sink')}-close", sink.close, LIVE_BACKEND_CLOSE_S + 0.3)
         if view is not None:
             view.close()
+        if monitor is not None:
+            monitor.close(LIVE_BACKEND_CLOSE_S)
         if status:
             print("\r" + engine.status_line(), file=sys.stderr)
+    if not backend_abandoned():
+        deadline.cancel()
+    if engine.input_error is not None:
+        raise engine.input_error
     if engine.error is not None:
         raise engine.error
-    return engine.stats.summary(engine.ring, rate)
+    if failure and reconnect and engine.signal is None:
+        print(f"rtamt: {failure}; waiting for it to come back (--reconnect; Ctrl-C to stop)", file=sys.stderr)
+        print(json.dumps(engine.stats.summary(engine.ring, rate)), file=sys.stderr)
+        engine.stop.clear()
+        spec = "-" if is_file else input_spec
+        if wait_until(lambda: backend_back(jack, spec), LIVE_RECONNECT_POLL_S, engine.stop):
+            print("rtamt: back; starting again", file=sys.stderr)
+            restart_process()
+        failure = None
+    if failure:
+        raise LiveError(failure)
+    if engine.signal is not None:
+        stopped_by["reason"] = signal.Signals(engine.signal).name
+    return {**engine.stats.summary(engine.ring, rate), "stopped_by": stopped_by["reason"]}
+
+
+def _watch(engine: LiveEngine, stream, monitor: JackMonitor | None, status: bool,  # noqa: ANN001
+           stats_every: float | None) -> str | None:  # fmt: skip
+    """Wait for the worker to end, showing the status line; return what failed when the input stops
+    delivering audio or the JACK server goes away (None when the worker ended by itself)."""
+    last_status = last_stats = time.monotonic()
+    callbacks, alive_at, hops_at = -1, time.monotonic(), 0
+    while engine._thread.is_alive():
+        engine.join(0.1)
+        now = time.monotonic()
+        if monitor is not None and monitor.dead.is_set():
+            return "the JACK server stopped"
+        if stream is not None:
+            if engine.callbacks != callbacks:
+                callbacks, alive_at = engine.callbacks, now
+            elif now - alive_at > LIVE_INPUT_TIMEOUT_S or not stream.active:
+                return "the audio input stopped (device disconnected?)"
+        if status and now - last_status > 0.5:
+            print("\r" + engine.status_line(), end="", file=sys.stderr, flush=True)
+            last_status = now
+        if stats_every and now - last_stats >= stats_every:
+            print(json.dumps({"stats": _interval_stats(engine, hops_at)}), file=sys.stderr, flush=True)
+            last_stats, hops_at = now, engine.stats.hops
+    return None
+
+
+def _interval_stats(engine: LiveEngine, hops_at: int) -> dict:
+    """Statistics since the previous report (per-hop p99 over its hops) and totals so far."""
+    from rtamt.bench import _rss_mb
+
+    recent = engine.stats.recent_hops(engine.stats.hops - hops_at)
+    return {"time": round(time.time(), 1), "audio_s": round(engine.stats.samples / engine.rate, 1),
+            "per_hop_ms_p99": round(float(np.percentile(recent, 99)), 3),
+            "blocks": engine.stats.hops - hops_at,
+            "dropped_blocks": engine.ring.dropped_blocks, "notes": engine.stats.notes,
+            "sounding": engine.stats.sounding, "rss_mb": _rss_mb()}  # fmt: skip

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from pathlib import Path
 
 import mido
 
+from rtamt.outputs import open_output
 from rtamt.tracker import NoteEvent
 
 TICKS_PER_BEAT = 480
@@ -23,9 +23,18 @@ def channel_for(index: int) -> int:
 
 def write_midi_file(path: str | os.PathLike, events: list[NoteEvent], channels: list[int] | None = None,
                     names: list[str] | None = None, programs: list[int] | None = None) -> int:  # fmt: skip
-    """Write ``events`` (channels[i] is the timbre index of events[i], default 0) as a type-1 MIDI file with
-    one track per timbre. Writes to a temporary file and renames it, so a failure leaves nothing behind.
-    Returns the number of tracks."""
+    """Write ``events`` as :func:`build_midi` does, through a temporary file (see rtamt.outputs), so a
+    failure leaves nothing behind. Returns the number of tracks."""
+    midi = build_midi(events, channels, names, programs)
+    with open_output(path) as output:
+        output.commit(lambda tmp: midi.save(str(tmp)))
+    return len(midi.tracks) - 1
+
+
+def build_midi(events: list[NoteEvent], channels: list[int] | None = None, names: list[str] | None = None,
+               programs: list[int] | None = None) -> mido.MidiFile:  # fmt: skip
+    """``events`` (channels[i] is the timbre index of events[i], default 0) as a type-1 MIDI file with a
+    tempo track and one track per timbre."""
     channels = channels or [0] * len(events)
     by_timbre: dict[int, list[NoteEvent]] = defaultdict(list)
     for event, timbre in zip(events, channels):
@@ -50,8 +59,4 @@ def write_midi_file(path: str | os.PathLike, events: list[NoteEvent], channels: 
             track.append(mido.Message(kind, note=event.pitch, velocity=velocity, channel=channel, time=tick - now))
             now = tick
         midi.tracks.append(track)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    midi.save(str(tmp))
-    os.replace(tmp, path)
-    return len(by_timbre)
+    return midi

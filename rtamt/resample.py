@@ -15,6 +15,7 @@ import math
 import numba
 import numpy as np
 
+from rtamt.audio import check_finite
 from rtamt.chain import Stage
 from rtamt.constants import SAMPLE_RATE
 
@@ -143,13 +144,17 @@ class Resampler(Stage):
         self._buf_start = -self._half
         self._next_out = 0
         self._received = 0
+        self._seen = 0  # input samples so far, passthrough included (to say where a bad sample is)
         self.samples_out = 0  # output samples returned so far
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        """Resample ``block``; raise AudioInputError if it holds NaN or Inf (they would silence the chain)."""
         if self.input_rate is None:
             raise ValueError("the input's sample rate is not set: start the stream with its rate first "
                              "(Chain.start(sample_rate) or Transcriber(sample_rate=...))")  # fmt: skip
         block = np.asarray(block, dtype=np.float32).reshape(-1)
+        check_finite(block, "audio given to the transcriber", self._seen, self.input_rate)
+        self._seen += block.size
         if self.passthrough:
             self.samples_out += block.size
             return block.copy()

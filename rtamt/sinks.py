@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import replace
 from typing import IO, Protocol, runtime_checkable
 
@@ -97,10 +98,12 @@ class MidiPortSink(Sink):
         apis = {"auto": rtmidi.API_UNSPECIFIED, "jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
         if api not in apis:
             raise LiveError(f"MIDI api {api!r} unknown: one of {sorted(apis)}")
+        self.api = api
         try:
             self._out = rtmidi.MidiOut(apis[api], name="rtamt")
         except rtmidi.SystemError as err:
-            raise LiveError(f"no MIDI system available ({err})") from None
+            hint = "is a JACK server running?" if api == "jack" else "with a JACK server use --midi-api jack"
+            raise LiveError(f"no MIDI system available through {api} ({err}); {hint}, or use --no-midi") from None
         if port:
             ports = self._out.get_ports()
             matches = [i for i, name in enumerate(ports) if port.lower() in name.lower()]
@@ -165,7 +168,9 @@ class MidiFileSink(Sink):
 
 class JsonLinesSink(Sink):
     """One JSON object per event, on stdout (``path`` "-") or appended to a file: ``t`` (monotonic clock
-    when sent), ``on``, ``pitch``, ``velocity``, ``channel`` (1-16), ``time_s`` (stream time)."""
+    when sent), ``on``, ``pitch``, ``velocity``, ``channel`` (1-16), ``time_s`` (position in the input:
+    ``time_of(event)``, by default its stream time; the live engine adds back audio it skipped). When the
+    reader of stdout goes away (``| head``) it stops writing and calls ``on_broken_pipe``."""
 
     name = "jsonl"
 
@@ -173,13 +178,24 @@ class JsonLinesSink(Sink):
         super().__init__()
         self._own = os.fspath(path) != "-"
         self._out: IO[str] = open(path, "a") if self._own else sys.stdout  # noqa: SIM115 - closed in release
+        self.time_of: Callable[[NoteEvent], float] = lambda event: event.time_s
+        self.on_broken_pipe: Callable[[], None] | None = None
+        self.broken = False
 
     def emit(self, event: NoteEvent) -> None:
+        if self.broken:
+            return
         record = {"t": round(time.monotonic(), 4), "on": event.on, "pitch": event.pitch,
                   "velocity": event.velocity, "channel": channel_for(event.timbre) + 1,
-                  "time_s": round(event.time_s, 4)}  # fmt: skip
-        self._out.write(json.dumps(record) + "\n")
-        self._out.flush()
+                  "time_s": round(self.time_of(event), 4)}  # fmt: skip
+        try:
+            self._out.write(json.dumps(record) + "\n")
+            self._out.flush()
+        except BrokenPipeError:  # stdout's reader went away: stop quietly, the other sinks carry on
+            self.broken = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())  # no error again at exit
+            if self.on_broken_pipe is not None:
+                self.on_broken_pipe()
 
     def release(self) -> None:
         if self._own:

@@ -147,7 +147,7 @@ def test_live_sends_the_same_notes_to_osc_and_jsonl_at_once() -> None:
 def test_an_unknown_sink_is_a_clear_error() -> None:
     run = subprocess.run([sys.executable, "-m", "rtamt", "live", "--input", str(EXAMPLE), "--quiet",
                           "--sink", "nope"], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 5 and "no sink named 'nope'" in run.stderr
+    assert run.returncode == 6 and "no sink named 'nope'" in run.stderr
 
 
 def test_sinks_are_closed_when_the_input_cannot_be_opened(tmp_path: Path) -> None:
