@@ -17,7 +17,8 @@ import pytest
 import soundfile as sf
 
 from rtamt.constants import HOP, SAMPLE_RATE
-from rtamt.live import LiveEngine, LiveError, MidiPortSink, resolve_midi_api
+from rtamt.live import LiveEngine, LiveError, resolve_midi_api
+from rtamt.sinks import MidiPortSink
 from rtamt.tracker import NoteEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,9 @@ class OnsetChain:
     def __init__(self, rate: int) -> None:
         self.rate, self.seen, self.fired = rate, 0, False
 
+    def start(self, rate: int) -> None:
+        self.rate, self.seen, self.fired = rate, 0, False
+
     def process(self, block: np.ndarray) -> list[NoteEvent]:
         loud = np.flatnonzero(block)
         events = []
@@ -199,7 +203,7 @@ def test_event_times_after_dropped_audio_match_the_input() -> None:
     rate = 48_000
     events: list[float] = []
     engine = LiveEngine(
-        SimpleNamespace(chain=OnsetChain(rate)),
+        OnsetChain(rate),
         rate,
         1,
         None,
@@ -325,7 +329,7 @@ def test_an_input_that_stops_calling_back_is_reported_within_a_second() -> None:
     from rtamt.constants import LIVE_INPUT_TIMEOUT_S
     from rtamt.live import _watch
 
-    engine = LiveEngine(SimpleNamespace(chain=OnsetChain(48_000)), 48_000, 1, None)
+    engine = LiveEngine(OnsetChain(48_000), 48_000, 1, None)
     engine.start()
     try:
         started = time.monotonic()
@@ -347,6 +351,7 @@ def test_a_live_stream_keeps_no_growing_note_list() -> None:
     from rtamt.pipeline import build_transcriber
 
     offline = build_transcriber(44_100)
+    offline.start(44_100)
     expected = offline.chain.run(read_blocks(EXAMPLE / "mix.flac"))
     assert len(offline.assigner.completed) > 10
     events: list[NoteEvent] = []
