@@ -24,7 +24,7 @@ def engine_status(engine: LiveEngine) -> dict:
     """What the page shows besides notes, read from the engine's counters (by the server thread; the
     worker only ever writes them)."""
     stats = engine.stats
-    hops = stats.hop_ms[-200:]
+    hops = [float(ms) for ms in stats.recent_hops(200)] if stats.hops else []
     return {
         "pos": stats.samples / engine.rate,
         "level_db": round(float(stats.level_db), 1),
