@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from rtamt.constants import DEFAULT_BLOCK
 from rtamt.midi import channel_for
 from rtamt.pipeline import Transcriber
 from rtamt.tracker import NoteEvent, note_pairs
+
+if TYPE_CHECKING:
+    import mido
 
 
 class Note(NamedTuple):
@@ -58,6 +61,12 @@ class Transcription:
     @property
     def real_time_factor(self) -> float:
         return self.elapsed_s / self.duration_s
+
+    def midi(self) -> mido.MidiFile:
+        """The notes as a type-1 MIDI file, one track per timbre."""
+        from rtamt.midi import build_midi
+
+        return build_midi(self.events, [e.timbre for e in self.events])
 
     def to_midi(self, path: str | os.PathLike) -> int:
         """Write a type-1 MIDI file, one track per timbre (atomically); returns the number of tracks."""

@@ -13,7 +13,6 @@ from rtamt.audio import AudioInputError, probe
 from rtamt.constants import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_NO_MODEL, EXIT_OUTPUT, EXIT_SIGNAL_BASE, EXIT_USAGE
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
-from rtamt.midi import build_midi
 from rtamt.models import ModelError, models_dir
 from rtamt.outputs import Output, OutputError, open_output
 from rtamt.pipeline import MODES, Transcriber, build_transcriber
@@ -38,7 +37,7 @@ def transcribe_to(args: argparse.Namespace, output: Output) -> int:
     result = transcribe(args.audio, instruments=args.instruments, exact=args.exact, refine=args.refine,
                         transcriber=build_rig_transcriber(args))  # fmt: skip
     print(result.summary())
-    midi = build_midi(result.events, [e.timbre for e in result.events])
+    midi = result.midi()
     output.commit(lambda tmp: midi.save(str(tmp)))
     tracks = len(midi.tracks) - 1
     mode = {"single": "no timbre model yet: every note on channel 1", "online": "timbres assigned online",

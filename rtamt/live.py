@@ -462,9 +462,10 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
                 abandon("midi-close")  # the worker sent its note-offs (they go out if the server still can)
                 sink.closed = True  # and nobody closes it later
             elif not getattr(sink, "closed", False):
+                name = getattr(sink, "name", "sink")
                 if engine._thread.is_alive():  # the worker hangs (in a backend): note-offs from here
-                    call_with_timeout(f"{getattr(sink, 'name', 'sink')}-notes-off", sink.all_off, LIVE_BACKEND_CLOSE_S)
-                call_with_timeout(f"{getattr(sink, 'name', 'sink')}-close", sink.close, LIVE_BACKEND_CLOSE_S + 0.3)
+                    call_with_timeout(f"{name}-notes-off", sink.all_off, LIVE_BACKEND_CLOSE_S)
+                call_with_timeout(f"{name}-close", sink.close, LIVE_BACKEND_CLOSE_S + 0.3)
         if view is not None:
             view.close()
         if monitor is not None:
