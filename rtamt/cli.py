@@ -10,7 +10,15 @@ from pathlib import Path
 
 from rtamt import __version__
 from rtamt.audio import AudioInputError, probe
-from rtamt.constants import EXIT_BAD_INPUT, EXIT_DEVICE, EXIT_NO_MODEL, EXIT_OUTPUT, EXIT_SIGNAL_BASE, EXIT_USAGE
+from rtamt.constants import (
+    EXIT_BAD_INPUT,
+    EXIT_DEVICE,
+    EXIT_NO_MODEL,
+    EXIT_OUTPUT,
+    EXIT_SIGNAL_BASE,
+    EXIT_USAGE,
+    LIVE_STOP_DEADLINE_S,
+)
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
 from rtamt.models import ModelError, models_dir
@@ -83,8 +91,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     from rtamt.budget import BudgetError, live_settings
     from rtamt.live import resolve_midi_api, run_live
-    from rtamt.watchdog import jack_server_running
+    from rtamt.watchdog import StopSignals, jack_server_running
 
+    signals = StopSignals(LIVE_STOP_DEADLINE_S).install()  # before any backend is touched
     try:
         point = live_settings(args.models or models_dir(), args.mode, args.latency_budget)
     except BudgetError as err:
@@ -101,12 +110,14 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise LiveError("no JACK server is running: start one (e.g. jackd -d alsa), or use --midi-api alsa "
                         "or --no-midi")
     midi_port = {"virtual": args.virtual_port or "rtamt", "port": args.midi_port, "api": api}
+    if signals.signal is not None:  # stopped while loading: nothing opened yet
+        return EXIT_SIGNAL_BASE + signals.signal
     sinks = open_sinks(specs, {"midi-port": midi_port}, args.rig)
     try:
         summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet,
                            view_port=args.view,
                            expected_latency_ms=point.latency_ms_median if point is not None else None,
-                           stats_every=args.stats_every, reconnect=args.reconnect)  # fmt: skip
+                           stats_every=args.stats_every, reconnect=args.reconnect, signals=signals)  # fmt: skip
     finally:  # run_live closes them after the stream; this covers a failure before it starts
         for sink in sinks:
             sink.close()

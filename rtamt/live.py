@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import signal
 import sys
 import threading
 import time
@@ -28,7 +27,6 @@ from rtamt.audio import probe, read_blocks
 from rtamt.chain import Chain
 from rtamt.constants import (
     EXIT_DEVICE,
-    EXIT_SIGNAL_BASE,
     HOP,
     LIVE_BACKEND_CLOSE_S,
     LIVE_INPUT_TIMEOUT_S,
@@ -39,7 +37,7 @@ from rtamt.constants import (
 from rtamt.pipeline import Transcriber
 from rtamt.tracker import NoteEvent
 from rtamt.watchdog import (
-    ExitDeadline,
+    StopSignals,
     JackMonitor,
     abandon,
     backend_abandoned,
@@ -150,7 +148,7 @@ class LiveEngine:
 
     def __init__(self, transcriber: Transcriber | Chain, rate: int, channels: int,
                  sinks: Sequence[EventSink] | None = None, on_event: Callable[[NoteEvent, float], None] | None = None,
-                 max_backlog_s: float | None = 0.5) -> None:  # fmt: skip
+                 max_backlog_s: float | None = 0.5, stop: threading.Event | None = None) -> None:  # fmt: skip
         self.transcriber = transcriber
         self.chain: Chain = transcriber.chain if isinstance(transcriber, Transcriber) else transcriber
         self.chain.start(rate)
@@ -165,12 +163,11 @@ class LiveEngine:
         # None: never skip audio (a file fed as fast as possible waits for the worker instead)
         self.max_backlog = None if max_backlog_s is None else int(max_backlog_s * rate) * channels
         self.stats = LiveStats()
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()  # e.g. StopSignals.requested
         self.input_done = threading.Event()
         self.error: BaseException | None = None
         self.input_error: BaseException | None = None  # set by a feeder that could not go on
         self.callbacks = 0  # audio callbacks so far: the watchdog's sign of life from the input
-        self.signal: int | None = None  # the signal that asked to stop
         self._skip_at: list[int] = []  # processed samples at each skip of queued audio ...
         self._skipped_total: list[int] = []  # ... and the samples skipped up to and including it
         self._thread = threading.Thread(target=self._run, name="rtamt-worker", daemon=True)
@@ -284,7 +281,9 @@ def _feed(engine: LiveEngine, path: str, realtime: bool, block: int) -> None:
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        while not realtime and engine.ring.available() > engine.ring.capacity // 2 and not engine.stop.is_set():
+        while (
+            not realtime and engine.ring.available() > engine.ring.capacity // 2 and not engine.stop.is_set()
+        ):
             time.sleep(0.001)  # as fast as possible, but without overrunning the ring
         engine.ring.write(samples)
         engine.callbacks += 1
@@ -343,25 +342,6 @@ def list_devices() -> str:
     return "\n".join(lines)
 
 
-def stop_on_signals(engine: LiveEngine, deadline: ExitDeadline) -> None:
-    """Ctrl-C (SIGINT) and SIGTERM set ``engine.stop``, so the worker flushes and sends its note-offs, and
-    arm ``deadline`` so the process ends within LIVE_STOP_DEADLINE_S whatever hangs; a second signal
-    interrupts at once. Set explicitly: Python leaves SIGINT ignored when it starts ignored, as it does for
-    a script's background jobs. (Raising KeyboardInterrupt from the first signal could land inside
-    Thread.join, which then returns while the worker still runs.)"""
-
-    def handler(signum: int, frame) -> None:  # noqa: ANN001
-        if engine.stop.is_set() and engine.signal is not None:
-            raise KeyboardInterrupt
-        engine.signal = signum
-        engine.stop.set()
-        deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_SIGNAL_BASE + signum, "stopping took too long: ended at once")
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-
 def resolve_midi_api(api: str) -> str:
     """``auto``: JACK when a JACK server is running, else ALSA."""
     if api != "auto":
@@ -378,15 +358,18 @@ def _is_jack_device(device: dict) -> bool:
 def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
              sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None,
              expected_latency_ms: float | None = None, stats_every: float | None = None,
-             reconnect: bool = False) -> dict:  # fmt: skip
+             reconnect: bool = False, signals: StopSignals | None = None) -> dict:  # fmt: skip
     """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
     sinks are closed at the end (every note ended). Returns the final statistics (``stopped_by`` says why
     it ended); raises LiveError when the input or the JACK server stops (after note-offs), unless
     ``reconnect``, which waits for them to come back and restarts the command. ``view_port``: also serve
     the live view there. ``expected_latency_ms``: the validation median note-on latency of the settings
     running, shown on the status line. ``stats_every`` prints a JSON statistics line on stderr every that
-    many seconds."""
+    many seconds. ``signals``: Ctrl-C and SIGTERM handling already installed by the caller (installed here
+    otherwise); one that arrived before the stream starts ends the run before it opens the input."""
     from rtamt.sinks import JsonLinesSink, MidiPortSink
+
+    signals = signals or StopSignals(LIVE_STOP_DEADLINE_S).install()
 
     is_file = input_spec is not None and Path(input_spec).is_file()
     device = None
@@ -403,14 +386,16 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
     monitor = JackMonitor() if jack else None
     stopped_by = {"reason": "end of input"}
     backlog = None if is_file and not realtime else 0.5
-    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog)
+    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog, stop=signals.requested)
     engine.stats.expected_latency_ms = expected_latency_ms
     view = None
     if view_port is not None:
         from rtamt.view import open_view
 
         kind = ("file, real time" if realtime else "file, as fast as possible") if is_file else "audio input"
-        view = open_view(view_port, engine, f"{input_spec or 'default input'} ({kind})")  # the caller closes sinks
+        view = open_view(
+            view_port, engine, f"{input_spec or 'default input'} ({kind})"
+        )  # the caller closes sinks
         engine.sinks.append(view)
         print(f"rtamt: live view at {view.url}", file=sys.stderr, flush=True)
 
@@ -423,12 +408,13 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
             sink.time_of = engine.input_time  # positions in the input, also after skipped audio
             sink.on_broken_pipe = stdout_closed
     stream = None
-    deadline = ExitDeadline()
-    stop_on_signals(engine, deadline)
+    deadline = signals.deadline
     engine.start()
     failure = None
     try:
-        if is_file:
+        if engine.stop.is_set():  # a signal while setting up
+            pass
+        elif is_file:
             feeder = threading.Thread(target=feed_file, args=(engine, input_spec, realtime), daemon=True)
             feeder.start()
         else:
@@ -478,7 +464,7 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         raise engine.input_error
     if engine.error is not None:
         raise engine.error
-    if failure and reconnect and engine.signal is None:
+    if failure and reconnect and signals.signal is None:
         print(f"rtamt: {failure}; waiting for it to come back (--reconnect; Ctrl-C to stop)", file=sys.stderr)
         print(json.dumps(engine.stats.summary(engine.ring, rate)), file=sys.stderr)
         engine.stop.clear()
@@ -489,8 +475,8 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
         failure = None
     if failure:
         raise LiveError(failure)
-    if engine.signal is not None:
-        stopped_by["reason"] = signal.Signals(engine.signal).name
+    if signals.signal is not None:
+        stopped_by["reason"] = signals.name
     return {**engine.stats.summary(engine.ring, rate), "stopped_by": stopped_by["reason"]}
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
+
+from rtamt.constants import EXIT_SIGNAL_BASE
 
 _abandoned: list[str] = []  # names of backend calls that did not return in time
 
@@ -92,6 +95,73 @@ class ExitDeadline:
         self._armed = False
 
 
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM as a request to stop, from the moment :meth:`install` is called: the
+    first sets ``requested`` (and remembers ``signal``) and arms ``deadline``, which ends the process with
+    128 + the signal within ``deadline_s`` whatever hangs; a second ends it at once.
+
+    The signals are blocked in the main thread (and so in every thread started later, the audio and MIDI
+    libraries' included) and taken by a thread of their own with sigtimedwait. A signal delivered to a
+    thread in the middle of a system call interrupts it, and libjack does not retry an interrupted socket
+    read: the JACK client then fails to open a port, PortAudio aborts, or (with Python's default handler) a
+    KeyboardInterrupt is swallowed inside a ctypes callback or unwinds through a half-open JACK client,
+    which crashed the process at exit. A thread started before :meth:`install` may still receive one; a
+    Python handler that does the same covers it."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, deadline_s: float, message: str = "stopping took too long: ended at once") -> None:
+        self.requested = threading.Event()
+        self.signal: int | None = None
+        self.deadline = ExitDeadline()
+        self._deadline_s = deadline_s
+        self._message = message
+        self._closed = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> StopSignals:
+        """Take over SIGINT and SIGTERM (only from the main thread; elsewhere nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._previous = {number: signal.signal(number, self._from_handler) for number in self.SIGNALS}
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        threading.Thread(target=self._wait, name="rtamt-signals", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Give SIGINT and SIGTERM back as they were (a signal that arrived meanwhile stays recorded)."""
+        if not self._previous:
+            return
+        self._closed.set()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _wait(self) -> None:
+        while not self._closed.is_set():
+            info = signal.sigtimedwait(self.SIGNALS, 0.25)
+            if info is not None:
+                self.receive(info.si_signo)
+
+    def _from_handler(self, signum: int, frame) -> None:  # noqa: ANN001
+        self.receive(signum)
+
+    def receive(self, signum: int) -> None:
+        """A stop request: the first asks politely, the second ends the process."""
+        if self.signal is not None:
+            print("\nrtamt: a second signal: ended at once", file=sys.stderr)
+            exit_now(EXIT_SIGNAL_BASE + signum)
+        self.signal = signum
+        self.requested.set()
+        self.deadline.arm(self._deadline_s, EXIT_SIGNAL_BASE + signum, self._message)
+
+    @property
+    def name(self) -> str | None:
+        """SIGINT or SIGTERM once one arrived."""
+        return None if self.signal is None else signal.Signals(self.signal).name
+
+
 def _libjack() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("jack")
     if name is None:
@@ -160,7 +230,8 @@ def wait_until(check: Callable[[], bool], poll_s: float, stop: threading.Event) 
 
 
 _PROBE = """
-import sys
+import signal, sys
+signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))  # blocked in the parent
 from rtamt.watchdog import jack_server_running
 if sys.argv[1] == "jack" and not jack_server_running():
     sys.exit(1)
@@ -188,7 +259,9 @@ def backend_back(jack: bool, input_spec: str | None, timeout_s: float = 10.0) ->
 
 
 def restart_process() -> None:
-    """Replace this process with a fresh run of the same command line (its hung threads go with it)."""
+    """Replace this process with a fresh run of the same command line (its hung threads go with it). SIGINT
+    and SIGTERM stay blocked across the exec (see :class:`StopSignals`): one that arrives while the new
+    process starts waits for it to take them over."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

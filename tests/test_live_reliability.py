@@ -273,6 +273,45 @@ def wait_for(check, timeout_s: float) -> bool:  # noqa: ANN001
     return False
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_at_any_moment_of_start_up_ends_live_cleanly(jack_server: subprocess.Popen, sig: int) -> None:
+    """While the libraries load, the model loads, the JACK MIDI port and the PortAudio stream open: a
+    signal used to be swallowed in a ctypes callback (live ran on), interrupt libjack's socket reads (port
+    or stream failed, exit 4, or PortAudio aborted) or crash the process at exit (SIGSEGV)."""
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    outcomes = []
+    for delay in (0.2, 0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0):
+        live = subprocess.Popen(live_command("--input", "system", "--midi-api", "jack"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        try:
+            time.sleep(delay)
+            live.send_signal(sig)
+            sent = time.monotonic()
+            _, err = live.communicate(timeout=20)
+            outcomes.append((delay, live.returncode, round(time.monotonic() - sent, 2), err[-300:]))
+        finally:
+            if live.poll() is None:
+                live.kill()
+    assert all(code == 128 + sig and seconds < EXIT_WITHIN_S for _, code, seconds, _ in outcomes), outcomes
+
+
+def test_stop_signals_take_the_signal_in_their_own_thread_and_give_it_back() -> None:
+    from rtamt.watchdog import StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    signals = StopSignals(deadline_s=60.0).install()
+    try:
+        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # blocked here, taken by sigwait
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.requested.wait(2.0)
+        assert signals.name == "SIGINT"
+    finally:
+        signals.deadline.cancel()
+        signals.close()
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_reconnect_waits_for_the_jack_server_and_resumes() -> None:
     from rtamt import jack_e2e
 
