@@ -18,6 +18,7 @@ from rtamt.constants import (
     EXIT_SIGNAL_BASE,
     EXIT_USAGE,
     LIVE_STOP_DEADLINE_S,
+    LIVE_WORKER_PRIORITY,
 )
 from rtamt.cqt import CQTConfig
 from rtamt.live import LiveError
@@ -27,7 +28,7 @@ from rtamt.pipeline import MODES, Transcriber, build_transcriber
 from rtamt.plugins import PluginError
 from rtamt.rig import Rig, load_rig
 from rtamt.tracker import TrackerConfig
-from rtamt.validate import check_args, instruments, positive_float, positive_int
+from rtamt.validate import check_args, instruments, positive_float, positive_int, rt_priority
 from rtamt.view import DEFAULT_PORT as DEFAULT_VIEW_PORT
 from rtamt.watchdog import backend_abandoned, exit_now
 
@@ -117,7 +118,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         summary = run_live(transcriber, args.input, args.realtime, args.samplerate, sinks, status=not args.quiet,
                            view_port=args.view,
                            expected_latency_ms=point.latency_ms_median if point is not None else None,
-                           stats_every=args.stats_every, reconnect=args.reconnect, signals=signals)  # fmt: skip
+                           stats_every=args.stats_every, reconnect=args.reconnect, signals=signals,
+                           priority=args.priority)  # fmt: skip
     finally:  # run_live closes them after the stream; this covers a failure before it starts
         for sink in sinks:
             sink.close()
@@ -320,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--reconnect", action="store_true",
                       help="when the input or the JACK server goes away, wait for it to come back and "
                            "start again (default: note-offs, a message and exit status 4)")
+    live.add_argument("--priority", type=rt_priority, default=LIVE_WORKER_PRIORITY, metavar="N",
+                      help="SCHED_FIFO priority of the worker thread where permitted (default "
+                           f"{LIVE_WORKER_PRIORITY}, under JACK's; 0: normal scheduling)")  # fmt: skip
     live.add_argument("--stats-every", type=positive_float, metavar="SECONDS",
                       help="print a JSON statistics line (per-hop p99, drops, memory) on stderr this often")
     add_timbre_options(live)

@@ -75,4 +75,7 @@ MAX_INSTRUMENTS: int = 15  # one MIDI channel per instrument: 16 channels minus 
 LIVE_INPUT_TIMEOUT_S: float = 0.5  # no audio callback for this long: the input has stopped
 LIVE_BACKEND_CLOSE_S: float = 0.4  # longest wait for an audio or MIDI backend call while shutting down
 LIVE_STOP_DEADLINE_S: float = 1.8  # after a stop request the process ends within this, whatever hangs
+# SCHED_FIFO priority asked for the live worker thread (0: normal scheduling). Under JACK's audio threads
+# (jackd -P defaults to 10 and clients' process threads run just under it), over every ordinary program.
+LIVE_WORKER_PRIORITY: int = 5
 LIVE_RECONNECT_POLL_S: float = 1.0  # --reconnect: how often to look for the input or JACK server again

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from rtamt.constants import (
     LIVE_INPUT_TIMEOUT_S,
     LIVE_RECONNECT_POLL_S,
     LIVE_STOP_DEADLINE_S,
+    LIVE_WORKER_PRIORITY,
     SAMPLE_RATE,
 )
 from rtamt.pipeline import Transcriber
@@ -117,6 +119,7 @@ class LiveStats:
     nonfinite: int = 0
     skipped_samples: int = 0
     expected_latency_ms: float | None = None  # validation median note-on latency of the settings running
+    scheduling: str = "normal"  # what the worker thread runs under (see realtime_scheduling)
 
     def add_hop(self, ms: float) -> None:
         self.hop_ms[self.hops % HOP_HISTORY] = ms
@@ -137,7 +140,7 @@ class LiveStats:
             "audio_s": round(self.samples / rate, 2), "notes": self.notes, "channels": len(self.channels),
             "per_hop_ms_median": round(float(np.median(hops)), 3), "per_hop_ms_p99": round(float(np.percentile(hops, 99)), 3),
             "dropped_blocks": ring.dropped_blocks, "skipped_s": round(self.skipped_samples / rate, 3),
-            "nonfinite_samples": self.nonfinite,
+            "nonfinite_samples": self.nonfinite, "worker_scheduling": self.scheduling,
         }  # fmt: skip
 
 
@@ -148,7 +151,8 @@ class LiveEngine:
 
     def __init__(self, transcriber: Transcriber | Chain, rate: int, channels: int,
                  sinks: Sequence[EventSink] | None = None, on_event: Callable[[NoteEvent, float], None] | None = None,
-                 max_backlog_s: float | None = 0.5, stop: threading.Event | None = None) -> None:  # fmt: skip
+                 max_backlog_s: float | None = 0.5, stop: threading.Event | None = None,
+                 priority: int = 0) -> None:  # fmt: skip
         self.transcriber = transcriber
         self.chain: Chain = transcriber.chain if isinstance(transcriber, Transcriber) else transcriber
         self.chain.start(rate)
@@ -164,6 +168,7 @@ class LiveEngine:
         self.max_backlog = None if max_backlog_s is None else int(max_backlog_s * rate) * channels
         self.stats = LiveStats()
         self.stop = stop if stop is not None else threading.Event()  # e.g. StopSignals.requested
+        self.priority = priority  # the worker's SCHED_FIFO priority when permitted (0: normal scheduling)
         self.input_done = threading.Event()
         self.error: BaseException | None = None
         self.input_error: BaseException | None = None  # set by a feeder that could not go on
@@ -186,6 +191,7 @@ class LiveEngine:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        self.stats.scheduling = realtime_scheduling(self.priority)
         try:
             min_read = HOP * self.channels
             while not self.stop.is_set():
@@ -256,6 +262,22 @@ class LiveEngine:
         return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
                 f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}"
                 + (f" | note-on ~{s.expected_latency_ms:.0f} ms (validation median)" if s.expected_latency_ms else ""))  # fmt: skip
+
+
+def realtime_scheduling(priority: int) -> str:
+    """Ask for real-time scheduling (SCHED_FIFO at ``priority``) for the calling thread, so that other
+    programs on the machine (a browser drawing the live view, a build) cannot delay a hop; returns what
+    the thread runs under. Needs permission: root, CAP_SYS_NICE, or an rtprio limit (Debian's jackd2
+    package offers one for the audio group)."""
+    if priority <= 0:
+        return "normal"
+    if not hasattr(os, "sched_setscheduler"):
+        return "normal (no real-time scheduling on this system)"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
+    except OSError as err:
+        return f"normal (real-time scheduling not permitted: {err.strerror})"
+    return f"SCHED_FIFO {priority}"
 
 
 def feed_file(engine: LiveEngine, path: str, realtime: bool, block: int = 512) -> None:
@@ -358,7 +380,8 @@ def _is_jack_device(device: dict) -> bool:
 def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime: bool, samplerate: int | None,
              sinks: Sequence[EventSink], status: bool = True, view_port: int | None = None,
              expected_latency_ms: float | None = None, stats_every: float | None = None,
-             reconnect: bool = False, signals: StopSignals | None = None) -> dict:  # fmt: skip
+             reconnect: bool = False, signals: StopSignals | None = None,
+             priority: int = LIVE_WORKER_PRIORITY) -> dict:  # fmt: skip
     """The `rtamt live` command: the chain on the input (device or file), every event to each sink; the
     sinks are closed at the end (every note ended). Returns the final statistics (``stopped_by`` says why
     it ended); raises LiveError when the input or the JACK server stops (after note-offs), unless
@@ -366,7 +389,8 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
     the live view there. ``expected_latency_ms``: the validation median note-on latency of the settings
     running, shown on the status line. ``stats_every`` prints a JSON statistics line on stderr every that
     many seconds. ``signals``: Ctrl-C and SIGTERM handling already installed by the caller (installed here
-    otherwise); one that arrived before the stream starts ends the run before it opens the input."""
+    otherwise); one that arrived before the stream starts ends the run before it opens the input.
+    ``priority``: the worker thread's SCHED_FIFO priority where permitted (0: normal scheduling)."""
     from rtamt.sinks import JsonLinesSink, MidiPortSink
 
     signals = signals or StopSignals(LIVE_STOP_DEADLINE_S).install()
@@ -386,7 +410,7 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
     monitor = JackMonitor() if jack else None
     stopped_by = {"reason": "end of input"}
     backlog = None if is_file and not realtime else 0.5
-    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog, stop=signals.requested)
+    engine = LiveEngine(transcriber, rate, channels, sinks, None, backlog, stop=signals.requested, priority=priority)
     engine.stats.expected_latency_ms = expected_latency_ms
     view = None
     if view_port is not None:

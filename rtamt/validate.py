@@ -40,6 +40,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def rt_priority(text: str) -> int:
+    """``--priority``: 0 (normal scheduling) or a SCHED_FIFO priority, 1 to 99."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"must be 0 (normal scheduling) to 99, not {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import soundfile as sf
 
 from rtamt.audio import read_all, read_blocks
 from rtamt.evaluate import note_metrics, read_notes_csv
-from rtamt.live import LiveEngine, RingBuffer, feed_file
+from rtamt.live import LiveEngine, RingBuffer, feed_file, realtime_scheduling
 from rtamt.pipeline import build_transcriber
 from rtamt.sinks import JsonLinesSink
 from rtamt.tracker import TrackerConfig
@@ -134,4 +135,24 @@ def test_live_stops_cleanly_on_signals_even_when_started_ignoring_sigint(signum:
         key = (event["channel"], event["pitch"])
         sounding[key] = sounding.get(key, 0) + (1 if event["on"] else -1)
     assert all(count <= 0 for count in sounding.values()), "a note was left sounding"
-    assert json.loads(stderr.strip().splitlines()[-1])["audio_s"] < 20, "the stream ran on after the signal"
+    summary = json.loads(stderr.strip().splitlines()[-1])
+    assert summary["audio_s"] < 20, "the stream ran on after the signal"
+    assert summary["worker_scheduling"].startswith(("SCHED_FIFO 5", "normal ("))
+
+
+def test_real_time_scheduling_is_asked_for_the_calling_thread_only() -> None:
+    seen: dict = {}
+
+    def worker() -> None:
+        seen["said"] = realtime_scheduling(5)
+        seen["policy"] = os.sched_getscheduler(0)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    if seen["said"].startswith("SCHED_FIFO"):
+        assert seen["said"] == "SCHED_FIFO 5" and seen["policy"] == os.SCHED_FIFO
+    else:  # no permission here: it says so and nothing changed
+        assert seen["said"].startswith("normal (") and seen["policy"] == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling thread only
+    assert realtime_scheduling(0) == "normal"
