@@ -2,11 +2,13 @@
 
     python benchmarks/view_overhead.py [--copies 2] [--repeats 2] > benchmarks/results/view_overhead.json
 
-Plays the duet (repeated ``--copies`` times) through `rtamt live --realtime --no-midi` in three set-ups,
+Plays the duet (repeated ``--copies`` times) through `rtamt live --realtime --no-midi` in these set-ups,
 taken in turn ``--repeats`` times so that the machine's drift spreads over all of them: no view; `--view`
 with a websocket reader (the server's own cost); `--view` with the page open in headless Chromium (adds
-the browser's drawing, on the same CPUs). Reports the worker's per-hop median and p99 from rtamt's final
-summary, drops, the notes the page counted against the notes sent, and the browser's CPU while it drew.
+the browser's drawing, on the same CPUs); and the first and last again with the worker at normal
+scheduling (`--priority 0`; by default it asks for SCHED_FIFO, which these runs get where permitted).
+Reports the worker's per-hop median and p99 from rtamt's final summary, the scheduling it got, drops,
+the notes the page counted against the notes sent, and the browser's CPU while it drew.
 """
 
 from __future__ import annotations
@@ -78,9 +80,20 @@ def browser_cpu_s() -> float:
     return total
 
 
+# set-up -> (what watches the view: None, "reader" or "chromium"; extra `rtamt live` options)
+SETUPS: dict[str, tuple[str | None, list[str]]] = {
+    "no view": (None, []),
+    "view + websocket reader": ("reader", []),
+    "view + Chromium page": ("chromium", []),
+    "no view, normal scheduling": (None, ["--priority", "0"]),
+    "view + Chromium page, normal scheduling": ("chromium", ["--priority", "0"]),
+}
+
+
 def run(audio: Path, setup: str) -> dict:
+    watcher, options = SETUPS[setup]
     # the browser starts (a few CPU-seconds) before the stream does, so only its page's steady cost counts
-    browser = chromium_page("about:blank", tempfile.mkdtemp()) if setup == "view + Chromium page" else None
+    browser = chromium_page("about:blank", tempfile.mkdtemp()) if watcher == "chromium" else None
     command = [
         sys.executable,
         "-m",
@@ -91,17 +104,18 @@ def run(audio: Path, setup: str) -> dict:
         "--realtime",
         "--no-midi",
         "--quiet",
+        *options,
     ]
-    if setup != "no view":
+    if watcher is not None:
         command += ["--view", "0"]
     live = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     result: dict = {"setup": setup}
     reader = None
     try:
-        if setup != "no view":
+        if watcher is not None:
             line = live.stderr.readline()
             url = re.search(r"http://\S+/", line).group(0)
-            if setup == "view + websocket reader":
+            if watcher == "reader":
                 reader = websocket_reader(url, result)
             else:
                 browser.get(url)
@@ -123,7 +137,8 @@ def run(audio: Path, setup: str) -> dict:
             live.kill()
     summary = json.loads(err.strip().splitlines()[-1])
     result.update(
-        {k: summary[k] for k in ("per_hop_ms_median", "per_hop_ms_p99", "dropped_blocks", "notes", "audio_s")}
+        {k: summary[k] for k in ("per_hop_ms_median", "per_hop_ms_p99", "dropped_blocks", "notes", "audio_s",
+                                  "worker_scheduling")}
     )
     print(json.dumps(result), file=sys.stderr)
     return result
@@ -134,9 +149,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="the duet this many times in a row")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each set-up")
     args = parser.parse_args()
-    setups = ["no view", "view + websocket reader"]
-    if shutil.which("chromium") and shutil.which("chromedriver"):
-        setups.append("view + Chromium page")
+    browser = shutil.which("chromium") and shutil.which("chromedriver")
+    setups = [name for name, (watcher, _) in SETUPS.items() if watcher != "chromium" or browser]
     audio, rate = sf.read(ROOT / "examples" / "duet" / "mix.flac", dtype="float32")
     with tempfile.TemporaryDirectory() as folder:
         long = Path(folder) / "duet-long.flac"
@@ -150,14 +164,16 @@ def main() -> None:
             "per_hop_ms_p99": round(float(np.median([r["per_hop_ms_p99"] for r in mine])), 3),
             "dropped_blocks": sum(r["dropped_blocks"] for r in mine),
             "page_counted_every_note": all(r.get("page_notes", r["notes"]) == r["notes"] for r in mine),
+            "worker_scheduling": sorted({r["worker_scheduling"] for r in mine}),
         }
-        if setup == "view + Chromium page":
+        if SETUPS[setup][0] == "chromium":
             by_setup[setup]["browser_cpu_percent"] = round(
                 float(np.median([r["browser_cpu_percent"] for r in mine])), 1
             )
-    base = by_setup["no view"]["per_hop_ms_p99"]
-    for setup in setups[1:]:
-        by_setup[setup]["p99_vs_no_view"] = round(by_setup[setup]["per_hop_ms_p99"] / base, 3)
+    for setup in setups:  # against no view at the same scheduling
+        base = "no view, normal scheduling" if "--priority" in SETUPS[setup][1] else "no view"
+        if setup != base:
+            by_setup[setup]["p99_vs_no_view"] = round(by_setup[setup]["per_hop_ms_p99"] / by_setup[base]["per_hop_ms_p99"], 3)
     print(json.dumps({"audio_s": runs[0]["audio_s"], "repeats": args.repeats, "cpus": os.cpu_count(),
                       "load_average_at_end": os.getloadavg(), "by_setup": by_setup, "runs": runs}, indent=2))  # fmt: skip
 

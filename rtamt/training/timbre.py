@@ -5,8 +5,10 @@
 
 Loss: supervised InfoNCE over the active (pitch, frame) bins of each crop, temperature 0.15: an anchor's
 positives are the bins its own instrument plays, its negatives every other active bin of the same mix.
-Bins where two instruments share a pitch are left out. The encoder never sees the backbone: both read
-the same HCQT, so the backbone stays frozen by construction.
+Bins where two instruments share a pitch are left out. With ``--cross-register-weight W`` a positive an
+octave or more from its anchor counts 1 + W times (one instrument's low and high registers pulled
+together). The encoder never sees the backbone: both read the same HCQT, so the backbone stays frozen by
+construction.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class TimbreConfig(RunConfig):
     temperature: float = 0.15
     bins_per_crop: int = 384
     valid_items: int = 64
+    cross_register_weight: float = 0.0  # extra weight of positives REGISTER_SEMITONES or more apart
+
+
+REGISTER_SEMITONES = 12  # "another register": an octave or more apart
 
 
 def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator: torch.Generator):
@@ -47,8 +53,10 @@ def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator:
     return pitch, frame + WARM_FRAMES
 
 
-def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor | None:
-    """Supervised InfoNCE: mean over anchors with a positive of -mean log p(positive | anchor)."""
+def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float,
+                pitch: torch.Tensor | None = None, cross_register_weight: float = 0.0) -> torch.Tensor | None:  # fmt: skip
+    """Supervised InfoNCE: mean over anchors with a positive of -mean log p(positive | anchor), the positives
+    ``REGISTER_SEMITONES`` or more from the anchor's ``pitch`` weighted 1 + ``cross_register_weight``."""
     if len(labels) < 2:
         return None
     logits = embeddings @ embeddings.T / temperature
@@ -59,14 +67,19 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
     has_positive = positive.any(dim=1)
     if not has_positive.any():
         return None
-    mean_log = (log_prob * positive).sum(1)[has_positive] / positive.sum(1)[has_positive]
+    weight = positive.float()
+    if pitch is not None and cross_register_weight:
+        far = (pitch[:, None] - pitch[None, :]).abs() >= REGISTER_SEMITONES
+        weight = weight * (1.0 + cross_register_weight * far.float())
+    mean_log = (log_prob * weight).sum(1)[has_positive] / weight.sum(1)[has_positive]
     return -mean_log.mean()
 
 
 def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generator: torch.Generator):
-    """Mean contrastive loss over the crops of a batch, and the mean positive/negative cosine."""
+    """Mean contrastive loss over the crops of a batch, the mean positive and negative cosine, and the
+    mean cosine of positives an octave or more apart."""
     embedding, *_ = model(batch["hcqt"])
-    losses, pos_sims, neg_sims = [], [], []
+    losses, pos_sims, neg_sims, far_sims = [], [], [], []
     for b in range(embedding.shape[0]):  # bins are drawn on the CPU (the generator's device)
         pitch, frame = sample_bins(batch["instrument"][b], config.bins_per_crop, config.lookahead, generator)
         if len(pitch) < 2:
@@ -74,7 +87,7 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
         labels = batch["instrument"][b][pitch, frame].to(embedding.device)
         pitch, frame = pitch.to(embedding.device), frame.to(embedding.device)
         e = embedding[b, :, pitch, frame + config.lookahead].T  # output t + L describes frame t
-        loss = supcon_loss(e, labels, config.temperature)
+        loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
         if loss is not None:
             losses.append(loss)
             with torch.no_grad():
@@ -84,10 +97,13 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
                 pos_sims.append(sims[same & off].mean())
                 if (~same).any():
                     neg_sims.append(sims[~same].mean())
+                far = same & ((pitch[:, None] - pitch[None, :]).abs() >= REGISTER_SEMITONES)
+                if far.any():
+                    far_sims.append(sims[far].mean())
     if not losses:
-        return None, 0.0, 0.0
+        return None, 0.0, 0.0, float("nan")
     mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
-    return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims)
+    return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims), mean(far_sims)
 
 
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
@@ -98,7 +114,7 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
     model = TimbreEncoder(config.dim, config.width).to(device)
 
     def loss(batch: dict) -> tuple[torch.Tensor | None, str]:
-        value, pos, neg = batch_loss(model, batch, config, generator)
+        value, pos, neg, _ = batch_loss(model, batch, config, generator)
         return value, f"pos {pos:.2f} neg {neg:.2f}"
 
     task = Task(model, loss, lambda loader: validate(model, loader, config, device), model.load_state_dict,
@@ -110,17 +126,20 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
 def validate(model: TimbreEncoder, loader, config: TimbreConfig, device: torch.device) -> dict:
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    losses, pos, neg = [], [], []
+    losses, pos, neg, far = [], [], [], []
     for batch in loader:
-        loss, p, n = batch_loss(model, to_device(batch, device, keep=("instrument",)), config, generator)
+        loss, p, n, f = batch_loss(model, to_device(batch, device, keep=("instrument",)), config, generator)
         if loss is not None:
             losses.append(float(loss))
             pos.append(p)
             if not np.isnan(n):
                 neg.append(n)
+            if not np.isnan(f):
+                far.append(f)
     model.train()
     return {"valid_loss": round(float(np.mean(losses)), 4), "valid_pos_cos": round(float(np.mean(pos)), 3),
-            "valid_neg_cos": round(float(np.mean(neg)), 3)}  # fmt: skip
+            "valid_neg_cos": round(float(np.mean(neg)), 3),
+            "valid_far_pos_cos": round(float(np.mean(far)), 3) if far else None}  # fmt: skip
 
 
 def export(run: Path, out: Path) -> None:
