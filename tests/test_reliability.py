@@ -80,6 +80,13 @@ def test_invalid_instruments_are_refused_before_any_work(
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["take1.flac"]
 
 
+@pytest.mark.parametrize("value, reason", [("-1", "must be 0"), ("100", "to 99"), ("high", "not a whole number")])
+def test_invalid_worker_priority_is_refused(value: str, reason: str, capsys: pytest.CaptureFixture) -> None:
+    code, err = run_cli(["live", "--no-midi", "--priority", value], capsys)
+    assert code == 2
+    assert "--priority" in err and reason in err
+
+
 def test_exact_without_instruments_is_refused(
     tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture
 ) -> None:
