@@ -39,8 +39,8 @@ from rtamt.constants import (
 from rtamt.pipeline import Transcriber
 from rtamt.tracker import NoteEvent
 from rtamt.watchdog import (
-    StopSignals,
     JackMonitor,
+    StopSignals,
     abandon,
     backend_abandoned,
     backend_back,
