@@ -436,12 +436,11 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
     engine.start()
     failure = None
     try:
-        if engine.stop.is_set():  # a signal while setting up
-            pass
-        elif is_file:
+        starting = not engine.stop.is_set()  # else a signal came while setting up: nothing to open
+        if starting and is_file:
             feeder = threading.Thread(target=feed_file, args=(engine, input_spec, realtime), daemon=True)
             feeder.start()
-        else:
+        elif starting:
             import sounddevice as sd
 
             try:
@@ -452,8 +451,6 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
             except Exception as err:
                 raise LiveError(f"cannot open audio input {device['name']!r} at {rate} Hz ({err})") from None
         failure = _watch(engine, stream, monitor, status, stats_every)
-    except KeyboardInterrupt:  # a second Ctrl-C
-        pass
     finally:
         if failure and not reconnect:
             deadline.arm(LIVE_STOP_DEADLINE_S, EXIT_DEVICE, f"{failure}; ended without waiting for it")

@@ -15,12 +15,17 @@ from rtamt.constants import MAX_INSTRUMENTS
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf", ".opus")
 
 
-def instruments(text: str) -> int:
-    """``--instruments``: a whole number from 1 to MAX_INSTRUMENTS (one MIDI channel each)."""
+def whole_number(text: str) -> int:
+    """An argument that must be an integer (argparse reports the error with the option's name)."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def instruments(text: str) -> int:
+    """``--instruments``: a whole number from 1 to MAX_INSTRUMENTS (one MIDI channel each)."""
+    value = whole_number(text)
     if not 1 <= value <= MAX_INSTRUMENTS:
         raise argparse.ArgumentTypeError(
             f"must be 1 to {MAX_INSTRUMENTS} (one MIDI channel per instrument, channel 10 is kept for "
@@ -31,10 +36,7 @@ def instruments(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """A whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
     return value
@@ -42,10 +44,7 @@ def positive_int(text: str) -> int:
 
 def rt_priority(text: str) -> int:
     """``--priority``: 0 (normal scheduling) or a SCHED_FIFO priority, 1 to 99."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = whole_number(text)
     if not 0 <= value <= 99:
         raise argparse.ArgumentTypeError(f"must be 0 (normal scheduling) to 99, not {value}")
     return value
