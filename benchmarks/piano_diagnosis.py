@@ -3,13 +3,19 @@
     python benchmarks/piano_diagnosis.py thresholds ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
     python benchmarks/piano_diagnosis.py octaves ../shared/data/maps-dev [--models DIR]
     python benchmarks/piano_diagnosis.py lowpass --data data/synth-live/valid [--models DIR]
+    python benchmarks/piano_diagnosis.py resynth ../shared/data/maps-dev --out /tmp/maps-fluid [--soundfont FluidR3_GM]
+    python benchmarks/piano_diagnosis.py eqmatch ../shared/data/maps-dev --like /tmp/maps-fluid --out /tmp/maps-eq
 
 The model outputs of each recording come from ``rtamt.latency.piece_outputs`` (cached under ``--cache``, by
 default the latency benchmark's cache folder). ``thresholds`` re-runs the note tracker with a grid of onset
 and frame thresholds on every piece (a diagnosis on evaluation data, not a way to choose settings);
 ``octaves`` gives the onset recall per octave with the model's stored settings; ``lowpass`` scores the
 first solo-piano idiom examples of a synthetic split as rendered and low-passed at 7.8 kHz (MAPS is 16 kHz
-audio).
+audio); ``resynth`` renders each recording's note list with a soundfont's grand piano (velocity 80, no pedal,
+16 kHz like MAPS) into a folder of the same layout, so ``octaves`` on both tells the real piano's sound
+apart from what is played; ``eqmatch`` gives each recording the long-term spectrum of the same piece in
+another folder (a zero-phase filter from the ratio of the two average spectra, smoothed over a third of an
+octave), to test whether the spectral balance alone explains a gap.
 """
 
 from __future__ import annotations
@@ -78,18 +84,91 @@ def lowpass(split: Path, model: Path, count: int = 8) -> dict:
     return {"examples": len(chosen), **{name: round(float(np.mean(v)), 3) for name, v in scores.items()}}
 
 
+def resynth(folders: list[Path], out: Path, soundfont: str, velocity: tuple[int, int] = (80, 80), rt60_s: float = 0.0,
+            seed: int = 0, rate: int = 16_000) -> dict:
+    import soundfile as sf
+
+    from rtamt.evaluate import read_notes_csv
+    from rtamt.training.render import Note, render_part
+
+    written = {}
+    for folder in folders:
+        for piece in piece_dirs(folder):
+            rows = read_notes_csv(piece / "notes.csv")
+            rng = np.random.default_rng(seed)
+            notes = [Note(on, max(off, on + 0.05), midi, int(rng.integers(velocity[0], velocity[1] + 1)))
+                     for on, off, midi, _ in rows]  # fmt: skip
+            audio = render_part(notes, 0, soundfont, rate)
+            if rt60_s > 0:
+                import scipy.signal
+
+                from rtamt.training.augment import room_impulse
+
+                audio = scipy.signal.fftconvolve(audio, room_impulse(rng, rt60_s, rate))[: len(audio)]
+            peak = float(np.max(np.abs(audio))) or 1.0
+            target = out / piece.name
+            target.mkdir(parents=True, exist_ok=True)
+            sf.write(target / "mix.flac", audio * (0.5 / peak), rate)
+            (target / "notes.csv").write_text((piece / "notes.csv").read_text())
+            written[piece.name] = round(len(audio) / rate, 1)
+    return written
+
+
+def average_spectrum(audio: np.ndarray, rate: int, freqs: np.ndarray) -> np.ndarray:
+    """Welch power spectrum of ``audio``, smoothed over a third of an octave, sampled at ``freqs``."""
+    import scipy.signal
+
+    f, power = scipy.signal.welch(audio, rate, nperseg=4096)
+    smooth = np.array([power[(f >= c * 2 ** (-1 / 6)) & (f <= c * 2 ** (1 / 6))].mean() for c in f[1:]])
+    return np.interp(freqs, f[1:], smooth) + 1e-20
+
+
+def eqmatch(folders: list[Path], like: Path, out: Path, max_gain_db: float = 40.0) -> dict:
+    import soundfile as sf
+
+    gains = {}
+    for folder in folders:
+        for piece in piece_dirs(folder):
+            audio, rate = sf.read(piece / "mix.flac", dtype="float64", always_2d=True)
+            audio = audio.mean(axis=1)
+            model_audio, model_rate = sf.read(like / piece.name / "mix.flac", dtype="float64", always_2d=True)
+            if model_rate != rate:
+                raise SystemExit(f"{piece.name}: {rate} Hz against {model_rate} Hz")
+            freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+            probe_freqs = np.maximum(freqs, 20.0)
+            gain_db = 10 * np.log10(average_spectrum(model_audio.mean(axis=1), rate, probe_freqs)
+                                    / average_spectrum(audio, rate, probe_freqs))  # fmt: skip
+            gain_db = np.clip(gain_db - np.median(gain_db), -max_gain_db, max_gain_db)
+            filtered = np.fft.irfft(np.fft.rfft(audio) * 10 ** (gain_db / 20), len(audio))
+            target = out / piece.name
+            target.mkdir(parents=True, exist_ok=True)
+            sf.write(target / "mix.flac", filtered * (0.5 / (np.abs(filtered).max() + 1e-12)), rate)
+            (target / "notes.csv").write_text((piece / "notes.csv").read_text())
+            gains[piece.name] = {f"{hz} Hz": round(float(np.interp(hz, freqs, gain_db)), 1) for hz in (60, 250, 1000, 4000)}
+    return gains
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["thresholds", "octaves", "lowpass"])
+    parser.add_argument("what", choices=["thresholds", "octaves", "lowpass", "resynth", "eqmatch"])
     parser.add_argument("folders", type=Path, nargs="*", help="folders of recordings (thresholds, octaves)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="model-output cache folder")
     parser.add_argument("--data", type=Path, default=Path("data/synth-live/valid"))
     parser.add_argument("--models", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/piano-resynth"), help="resynth: output folder")
+    parser.add_argument("--soundfont", default="FluidR3_GM", help="resynth: soundfont name")
+    parser.add_argument("--velocity", type=int, nargs=2, default=(80, 80), help="resynth: velocity range (uniform)")
+    parser.add_argument("--like", type=Path, help="eqmatch: folder whose pieces' spectra to match")
+    parser.add_argument("--rt60", type=float, default=0.0, help="resynth: synthetic room's RT60 in s (0: dry)")
     args = parser.parse_args(argv)
     model = args.models or models_dir()
     config = TrackerConfig.from_json(Backbone(model / "backbone.onnx").meta["tracker"])
     if args.what == "lowpass":
         result = lowpass(args.data, model)
+    elif args.what == "eqmatch":
+        result = eqmatch(args.folders, args.like, args.out)
+    elif args.what == "resynth":
+        result = resynth(args.folders, args.out, args.soundfont, tuple(args.velocity), args.rt60)
     elif not args.folders:
         parser.error(f"{args.what} needs folders of recordings")
     else:

@@ -15,6 +15,12 @@ Rules, per pitch, one frame at a time:
   a bump, the note starts at the first frame above the threshold);
 - end: ``off_frames`` consecutive frames below ``frame_threshold`` end the note at the first of them, but
   never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it;
+- onset-time calibration: a note's reported start lies ``onset_lead_frames[pitch]`` (a note started by an
+  onset) or ``sustain_lead_frames[pitch]`` (by sustained energy) frames before the frame the rules above
+  give it, never before the pitch's previous note ended. The causal front end's
+  low bins lag by more than the model's look-ahead, so its onsets come out late by a pitch-dependent
+  amount, measured on validation (``python -m rtamt.training.tune leads``); the note-on is still decided
+  when the rules decide it, so this moves no decision and no live note-on sooner;
 - velocity from the onset peak. ``flush`` ends every sounding note: nothing is ever left hanging.
 """
 
@@ -30,6 +36,9 @@ from rtamt.chain import Stage
 from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES
 
 
+LEAD_FIELDS = ("onset_lead_frames", "sustain_lead_frames")
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     onset_threshold: float = 0.4
@@ -41,6 +50,16 @@ class TrackerConfig:
     backdate_frames: int = 8
     onset_rise: bool = False
     rise_backdate_frames: int = 0
+    onset_lead_frames: tuple[int, ...] = ()  # per pitch (84) or empty: none
+    sustain_lead_frames: tuple[int, ...] = ()  # per pitch (84) or empty: none
+    restrike_threshold: float | None = None  # onset threshold on a sounding pitch (None: onset_threshold)
+
+    def __post_init__(self) -> None:
+        for name in LEAD_FIELDS:
+            leads = tuple(int(lead) for lead in getattr(self, name))
+            if leads and (len(leads) != N_PITCHES or min(leads) < 0):
+                raise ValueError(f"{name}: {N_PITCHES} frame counts >= 0, or none")
+            object.__setattr__(self, name, leads)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -65,10 +84,11 @@ class NoteEvent:
     decided: int
     velocity: int = 0
     timbre: int = 0  # timbre cluster (MIDI channel index); set by the clusterer, 0 without one
+    lead: int = 0  # frames the reported time lies before ``frame`` (the tracker's onset-time calibration)
 
     @property
     def time_s(self) -> float:
-        return self.frame * HOP_S
+        return (self.frame - self.lead) * HOP_S
 
 
 @dataclass
@@ -123,6 +143,9 @@ class NoteTracker(Stage):
         self._above = np.zeros(N_PITCHES, dtype=np.int64)  # consecutive frames over sustain_threshold
         self._onset_history = np.zeros((self.max_backdate_frames + 1, N_PITCHES))  # frame f in row f % length
         self._free = np.zeros(N_PITCHES, dtype=np.int64)  # earliest frame a new note may start (last end)
+        self._lead = np.zeros(N_PITCHES, dtype=np.int64)  # lead of the sounding note
+        self._onset_leads, self._sustain_leads = (
+            np.array(getattr(self.config, name) or (0,) * N_PITCHES, dtype=np.int64) for name in LEAD_FIELDS)
 
     def empty_output(self) -> list[NoteEvent] | TrackedBlock:
         return TrackedBlock(np.zeros((0, 2, N_PITCHES), dtype=np.float32), []) if self.keep_frames else []
@@ -143,19 +166,24 @@ class NoteTracker(Stage):
         c, t = self.config, self.frame
         history = len(self._onset_history)
         self._onset_history[t % history] = onset
+        sounding = self._start >= 0
+        threshold = c.onset_threshold
+        if c.restrike_threshold is not None:
+            threshold = np.where(sounding, c.restrike_threshold, c.onset_threshold)
         if c.onset_rise:  # onsets at t: the onset probability reaches the threshold
             at, strength = np.maximum(t - c.rise_backdate_frames, self._free), onset
-            peak = (onset >= c.onset_threshold) & (self._prev_onset < c.onset_threshold)
+            peak = (onset >= threshold) & (self._prev_onset < threshold)
         else:  # onsets at t - 1: local maxima above threshold, now that frame t is known
             at, strength = np.full(N_PITCHES, t - 1), self._prev_onset
-            peak = (strength >= c.onset_threshold) & (strength >= self._prev2_onset) & (strength > onset)
-        sounding = self._start >= 0
-        for p in np.flatnonzero(peak & sounding & (at - self._start >= c.min_frames)):
-            events.append(NoteEvent(False, MIDI_MIN + int(p), int(at[p]), t))  # re-strike
+            peak = (strength >= threshold) & (strength >= self._prev2_onset) & (strength > onset)
         for p in np.flatnonzero(peak & ~(sounding & (at - self._start < c.min_frames))):
             velocity = int(np.clip(round(30 + 97 * strength[p]), 1, 127))
-            events.append(NoteEvent(True, MIDI_MIN + int(p), int(at[p]), t, velocity))
+            lead = self._lead_at(int(p), int(at[p]), self._onset_leads)
+            if sounding[p]:  # re-strike: the sounding note ends where the new one starts
+                events.append(NoteEvent(False, MIDI_MIN + int(p), int(at[p]), t, lead=lead))
+            events.append(NoteEvent(True, MIDI_MIN + int(p), int(at[p]), t, velocity, lead=lead))
             self._start[p] = at[p]
+            self._lead[p] = lead
             self._below[p] = 0
         # Ends: off_frames in a row under the frame threshold, after the minimum duration.
         sounding = self._start >= 0
@@ -176,11 +204,22 @@ class NoteTracker(Stage):
             if peaks.max() > self._onset_history[begin % history, p]:
                 begin = int(window[np.argmax(peaks)])
             velocity = int(np.clip(round(30 + 97 * frame[p]), 1, 127))
-            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity))
+            lead = self._lead_at(int(p), begin, self._sustain_leads)
+            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity, lead=lead))
             self._start[p] = begin
+            self._lead[p] = lead
             self._below[p] = 0
         self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
+
+    def _lead_at(self, p: int, at: int, leads: np.ndarray) -> int:
+        """Calibrated lead of a note of pitch index ``p`` placed at frame ``at``: its reported time stays at
+        or after the previous note's end (a re-struck note's start plus one frame) and at or after 0."""
+        if self._start[p] >= 0:
+            earliest = int(self._start[p] - self._lead[p]) + 1
+        else:
+            earliest = int(self._free[p])
+        return max(0, min(int(leads[p]), at - max(earliest, 0)))
 
     def flush(self) -> list[NoteEvent] | TrackedBlock:
         """End every sounding note at the current frame (never earlier than its minimum duration)."""

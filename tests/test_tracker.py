@@ -124,12 +124,53 @@ def test_flush_ends_every_sounding_note() -> None:
     assert len(events_to_notes(events + tail)) == 3
 
 
+def with_leads(config: TrackerConfig, onset: int, sustain: int) -> TrackerConfig:
+    return TrackerConfig(**{**config.__dict__, "onset_lead_frames": (onset,) * 84, "sustain_lead_frames": (sustain,) * 84})
+
+
+def test_calibrated_leads_move_reported_starts_not_decisions() -> None:
+    p = probs(200)
+    add_note(p, 60, 20, 50)  # started by its onset
+    p[80:110, 1, 67 - MIDI_MIN] = 0.9  # started by sustained energy (no onset bump: at 80)
+    p[140:170, 1, 70 - MIDI_MIN] = 0.9  # started by sustained energy, back-dated to an onset bump at 138
+    p[137:140, 0, 70 - MIDI_MIN] = [0.1, 0.3, 0.2]
+    plain, led = run(p), run(p, with_leads(CONFIG, onset=1, sustain=3))
+    assert [(e.on, e.pitch, e.frame, e.decided) for e in led] == [(e.on, e.pitch, e.frame, e.decided) for e in plain]
+    assert [(e.pitch, round(e.time_s / HOP_S)) for e in led if e.on] == [(60, 19), (67, 77), (70, 135)]
+    assert [round(e.time_s / HOP_S) for e in led if not e.on] == [50, 110, 170]  # note-offs keep their time
+    assert run(p, with_leads(CONFIG, onset=0, sustain=0)) == plain
+    with pytest.raises(ValueError):
+        TrackerConfig(onset_lead_frames=(1, 2))  # one per pitch or none
+    assert TrackerConfig.from_json(with_leads(CONFIG, 1, 3).to_json()) == with_leads(CONFIG, 1, 3)
+
+
+def test_a_calibrated_start_never_precedes_the_previous_note_on_its_pitch() -> None:
+    p = probs(200)
+    p[10:40, 1, 67 - MIDI_MIN] = 0.9  # ends at 40
+    p[44:90, 1, 67 - MIDI_MIN] = 0.9  # starts by sustained energy at 44: a lead of 5 would overlap
+    first_off, second_on = [e for e in run(p, with_leads(CONFIG, 0, 5)) if e.pitch == 67][1:3]
+    assert round(first_off.time_s / HOP_S) == 40 and round(second_on.time_s / HOP_S) == 40
+    q = probs(120)
+    add_note(q, 72, 10, 80)
+    add_note(q, 72, 40, 80)  # a re-strike at 40: the old note ends where the new one is reported to start
+    q[:, 1, 72 - MIDI_MIN][10:80] = 0.8
+    events = run(q, with_leads(CONFIG, onset=2, sustain=0))
+    assert [(e.on, round(e.time_s / HOP_S)) for e in events] == [(True, 8), (False, 38), (True, 38), (False, 80)]
+    r = probs(60)
+    add_note(r, 50, 1, 30)  # a lead past the stream's start is cut at frame 0
+    assert run(r, with_leads(CONFIG, onset=4, sustain=0))[0].time_s == 0.0
+
+
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000), rise=st.booleans())
-def test_streaming_equals_one_pass(sizes: list[int], seed: int, rise: bool) -> None:
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000), rise=st.booleans(),
+       leads=st.booleans())
+def test_streaming_equals_one_pass(sizes: list[int], seed: int, rise: bool, leads: bool) -> None:
     rng = np.random.default_rng(seed)
     p = (rng.random((300, 2, 84)) ** 6).astype(np.float32)  # sparse peaks
     config = TrackerConfig(**{**CONFIG.__dict__, "onset_rise": rise, "rise_backdate_frames": 2 * rise})
+    if leads:
+        config = TrackerConfig(**{**config.__dict__, "onset_lead_frames": tuple(rng.integers(0, 4, 84)),
+                                  "sustain_lead_frames": tuple(rng.integers(0, 4, 84))})  # fmt: skip
     expected = run(p, config)
     tracker = NoteTracker(config)
     got, pos, i = [], 0, 0

@@ -3,6 +3,7 @@
     python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --workers 2 --write
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
     python -m rtamt.training.tune curve --limits 30 35 40 45 50 60 80 --workers 2 --write  # --latency-budget
+    python -m rtamt.training.tune leads --write  # onset-time calibration of every stored setting
     (--cache FILE keeps the backbone's outputs for the next search of the same model, split and limit)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
@@ -34,14 +35,14 @@ import numpy as np
 
 from rtamt.backbone import Backbone
 from rtamt.chain import Chain
-from rtamt.constants import HOP_S, SAMPLE_RATE
+from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
 from rtamt.cqt import SlidingCQT
 from rtamt.evaluate import note_metrics, onset_latencies
 from rtamt.hcqt import HarmonicStack
 from rtamt.models import cqt_config_of
 from rtamt.pipeline import MODES, settings_key
 from rtamt.normalize import EnergyNorm
-from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
+from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackerConfig, events_to_notes
 from rtamt.training.export import write_metadata
 
 SEARCH: dict[str, list] = {
@@ -54,6 +55,7 @@ SEARCH: dict[str, list] = {
     "backdate_frames": [0, 2, 4, 8, 12, 16],
     "onset_rise": [False, True],
     "rise_backdate_frames": [0, 1, 2],
+    "restrike_threshold": [None, 0.1, 0.15, 0.2, 0.3, 0.4],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_clusters(argv[1:])
     if argv[:1] == ["curve"]:
         return main_curve(argv[1:])
+    if argv[:1] == ["leads"]:
+        return main_leads(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
@@ -273,6 +277,93 @@ def main_curve(argv: list[str]) -> int:
     if args.write:
         write_metadata(args.model, "tracker_curve", json.dumps(curve))
         write_metadata(args.model, "tracker_curve_provenance", json.dumps(provenance))
+    return 0
+
+
+def matches_per_pitch(config: TrackerConfig, data: Data) -> np.ndarray:
+    """Reference notes matched by onset and pitch (50 ms), per pitch index, over all examples."""
+    from rtamt.evaluate import matched_note_ons
+
+    counts = np.zeros(N_PITCHES)
+    tracker = NoteTracker(config)
+    for probs, reference in data:
+        tracker.reset()
+        for index, _ in matched_note_ons(reference, tracker.process(probs) + tracker.flush()):
+            counts[reference[index][2] - MIDI_MIN] += 1
+    return counts
+
+
+def fit_leads(config: TrackerConfig, data: Data, name: str, max_lead: int = 4, half_width: int = 6) -> TrackerConfig:
+    """``config`` with its lead table ``name`` fitted: per pitch, the lead (frames, 0..``max_lead``) that
+    matches the most reference notes of the pitches within ``half_width`` semitones of it. Matching pairs
+    notes of one pitch only, and a lead moves no note of another pitch and changes no note count, so each
+    pitch's choice maximises its neighbourhood's onset F1; the neighbourhood keeps the choice steady where
+    a pitch has few notes (ties: the smaller lead). Pitches with no matched note in their neighbourhood
+    take the nearest fitted pitch's lead."""
+    counts = np.stack([matches_per_pitch(replace(config, **{name: (lead,) * N_PITCHES}), data)
+                       for lead in range(max_lead + 1)])  # fmt: skip
+    kernel = np.ones(2 * half_width + 1)
+    smoothed = np.stack([np.convolve(row, kernel, mode="same") for row in counts])
+    fitted = np.flatnonzero(smoothed.sum(axis=0) > 0)
+    if not len(fitted):
+        return replace(config, **{name: ()})
+    best = np.argmax(smoothed, axis=0)
+    nearest = fitted[np.argmin(np.abs(np.arange(N_PITCHES)[:, None] - fitted[None, :]), axis=1)]
+    return replace(config, **{name: tuple(int(lead) for lead in best[nearest])})
+
+
+def calibrate(config: TrackerConfig, data: Data, lookahead: int, max_lead: int) -> tuple[TrackerConfig, dict]:
+    """``config`` with its lead tables fitted (sustained starts first: they are the later ones), and the
+    validation figures without and with them."""
+    before = replace(config, **{name: () for name in LEAD_FIELDS})
+    after = before
+    for name in reversed(LEAD_FIELDS):
+        after = fit_leads(after, data, name, max_lead)
+    names = ("onset_f1", "offset_f1", "latency_ms_median", "latency_ms_p95")
+    figures = {label: {k: round(v, 4) for k, v in zip(names, score(c, data, lookahead))}
+               for label, c in (("without", before), ("with", after))}  # fmt: skip
+    return after, figures
+
+
+def main_leads(argv: list[str]) -> int:
+    """python -m rtamt.training.tune leads --write: the onset-time calibration (lead tables) of every
+    stored tracker setting (accurate, low-latency and each point of the latency curve), fitted on the
+    validation split; each setting's stored validation figures become those with the calibration."""
+    from rtamt.latency import pareto
+
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune leads", description=main_leads.__doc__)
+    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
+    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--max-lead", type=int, default=4, help="largest lead tried (frames)")
+    parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
+    parser.add_argument("--write", action="store_true", help="store the calibrated settings in the model file")
+    args = parser.parse_args(argv)
+    backbone = Backbone(args.model)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    report, entries = {}, {}
+    for key in ("tracker", "tracker_low_latency"):
+        if key not in backbone.meta:
+            continue
+        config, figures = calibrate(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead, args.max_lead)
+        provenance = json.loads(backbone.meta.get(f"{key}_provenance", "{}"))
+        provenance.update({k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures["with"].items()})
+        provenance["onset_leads"] = {"split": str(args.data), "examples": len(data), "max_lead": args.max_lead, **figures}
+        entries[key], entries[f"{key}_provenance"] = config.to_json(), json.dumps(provenance)
+        report[key] = figures
+    if "tracker_curve" in backbone.meta:
+        points = []
+        for point in json.loads(backbone.meta["tracker_curve"]):
+            config, figures = calibrate(TrackerConfig.from_json(json.dumps(point["tracker"])), data,
+                                        backbone.lookahead, args.max_lead)  # fmt: skip
+            updated = {k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures["with"].items()}
+            points.append({**point, "tracker": json.loads(config.to_json()), **updated})
+            report[point["label"]] = figures
+        entries["tracker_curve"] = json.dumps([points[i] for i in pareto(points)])
+    print(json.dumps(report, indent=1))
+    if args.write:
+        for key, value in entries.items():
+            write_metadata(args.model, key, value)
     return 0
 
 
