@@ -112,6 +112,19 @@ def test_restrike_on_a_sounding_pitch_and_minimum_duration() -> None:
     assert round((note[1] - note[0]) / HOP_S) == CONFIG.min_frames
 
 
+def test_a_restrike_threshold_applies_to_sounding_pitches_only() -> None:
+    p = probs(120)
+    add_note(p, 72, 10, 80)
+    add_note(p, 72, 40, 80, peak=0.35)  # a soft re-strike, under the onset threshold (its top at 41)
+    add_note(p, 60, 60, 90, peak=0.35)  # a soft fresh onset, too short for the sustained rule
+    p[60:64, 1, 60 - MIDI_MIN] = 0.8
+    p[64:90, 1, 60 - MIDI_MIN] = 0.0
+    p[:, 1, 72 - MIDI_MIN][10:80] = 0.8
+    assert [(e.on, e.pitch, e.frame) for e in run(p)] == [(True, 72, 10), (False, 72, 80)]
+    soft = TrackerConfig(**{**CONFIG.__dict__, "restrike_threshold": 0.3})
+    assert [(e.on, e.pitch, e.frame) for e in run(p, soft)] == [(True, 72, 10), (False, 72, 41), (True, 72, 41), (False, 72, 80)]
+
+
 def test_flush_ends_every_sounding_note() -> None:
     p = probs(50)
     for pitch in (40, 52, 77):
