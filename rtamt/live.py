@@ -388,12 +388,19 @@ def run_live(transcriber: Transcriber | Chain, input_spec: str | None, realtime:
     ``reconnect``, which waits for them to come back and restarts the command. ``view_port``: also serve
     the live view there. ``expected_latency_ms``: the validation median note-on latency of the settings
     running, shown on the status line. ``stats_every`` prints a JSON statistics line on stderr every that
-    many seconds. ``signals``: Ctrl-C and SIGTERM handling already installed by the caller (installed here
-    otherwise); one that arrived before the stream starts ends the run before it opens the input.
+    many seconds. ``signals``: Ctrl-C and SIGTERM handling already installed by the caller (otherwise installed
+    here and given back on return); one that arrived before the stream starts ends the run before it opens
+    the input.
     ``priority``: the worker thread's SCHED_FIFO priority where permitted (0: normal scheduling)."""
     from rtamt.sinks import JsonLinesSink, MidiPortSink
 
-    signals = signals or StopSignals(LIVE_STOP_DEADLINE_S).install()
+    if signals is None:  # installed here, given back on return (a caller using this as a library keeps its own)
+        own = StopSignals(LIVE_STOP_DEADLINE_S).install()
+        try:
+            return run_live(transcriber, input_spec, realtime, samplerate, sinks, status, view_port,
+                            expected_latency_ms, stats_every, reconnect, own, priority)  # fmt: skip
+        finally:
+            own.close()
 
     is_file = input_spec is not None and Path(input_spec).is_file()
     device = None

@@ -89,6 +89,20 @@ def test_live_engine_from_a_file_equals_the_offline_chain(random_model_dir: Path
     assert [(r["on"], r["pitch"]) for r in lines] == [(e.on, e.pitch) for e in expected]
 
 
+def test_run_live_as_a_library_gives_ctrl_c_back(random_model_dir: Path, tmp_path: Path) -> None:
+    from rtamt.live import run_live
+
+    audio = tmp_path / "short.wav"
+    sf.write(audio, np.random.default_rng(0).standard_normal(22_050).astype(np.float32) * 0.1, 22_050)
+    handler = signal.getsignal(signal.SIGINT)
+    transcriber = build_transcriber(model_dir=random_model_dir, tracker=RANDOM_MODEL_TRACKER)
+    summary = run_live(transcriber, str(audio), False, None, [JsonLinesSink(tmp_path / "e.jsonl")], status=False)
+    assert summary["stopped_by"] == "end of input"
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # not left blocked
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_end_to_end_through_jack() -> None:
     from rtamt import jack_e2e
 
