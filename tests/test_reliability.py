@@ -216,25 +216,30 @@ def test_eval_without_data_says_what_is_missing(
     assert "Traceback" not in err and "nan" not in capsys.readouterr().out.lower()
 
 
+def fake_checkout(root: Path, committed: dict[str, str]) -> Path:
+    """The Makefile, committed benchmark results and an installed-looking virtual environment (venv/) under
+    ``root``; returns the results folder."""
+    shutil.copy(ROOT / "Makefile", root)
+    results = root / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    for name, text in committed.items():
+        (results / name).write_text(text)
+    (root / "venv" / "bin").mkdir(parents=True)
+    (root / "venv" / ".test").touch()
+    return results
+
+
+def make_bench(root: Path, bach10: str) -> subprocess.CompletedProcess:
+    venv = root / "venv"
+    return subprocess.run(["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={bach10}"],
+                          check=False, cwd=root, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_bench_without_data_changes_no_result(tmp_path: Path) -> None:
     """``make bench`` checks its inputs before running anything, so committed results stay as they are."""
-    shutil.copy(ROOT / "Makefile", tmp_path)
-    results = tmp_path / "benchmarks" / "results"
-    results.mkdir(parents=True)
-    for name in ("cqt.json", "bach10.json"):
-        (results / name).write_text(f"committed {name}")
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / ".test").touch()
-    done = subprocess.run(
-        ["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/missing"],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    results = fake_checkout(tmp_path, {"cqt.json": "committed cqt.json", "bach10.json": "committed bach10.json"})
+    done = make_bench(tmp_path, f"{tmp_path}/missing")
     assert done.returncode != 0
     assert "BACH10 not found" in done.stderr and "nothing was run" in done.stderr
     assert {p.name: p.read_text() for p in results.iterdir()} == {
@@ -245,27 +250,14 @@ def test_make_bench_without_data_changes_no_result(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_bench_result_is_kept_when_its_command_fails(tmp_path: Path) -> None:
     """A benchmark that fails half-way leaves its committed result untouched and no temporary file."""
-    shutil.copy(ROOT / "Makefile", tmp_path)
-    results = tmp_path / "benchmarks" / "results"
-    results.mkdir(parents=True)
-    (results / "cqt.json").write_text("committed")
+    results = fake_checkout(tmp_path, {"cqt.json": "committed"})
     for split in ("data/synth/test", "data/synth/valid", "bach10/piece"):
         (tmp_path / split).mkdir(parents=True)
     (tmp_path / "bach10" / "piece" / "mix.flac").touch()
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / ".test").touch()
-    rtamt = venv / "bin" / "rtamt"
+    rtamt = tmp_path / "venv" / "bin" / "rtamt"
     rtamt.write_text("#!/bin/sh\necho '{\"partial\": '\nexit 1\n")
     rtamt.chmod(0o755)
-    done = subprocess.run(
-        ["make", "-s", "bench", f"VENV={venv}", f"-o{venv}/.test", f"BACH10={tmp_path}/bach10"],
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = make_bench(tmp_path, f"{tmp_path}/bach10")
     assert done.returncode != 0
     assert [p.name for p in results.iterdir()] == ["cqt.json"]
     assert (results / "cqt.json").read_text() == "committed"
