@@ -69,13 +69,16 @@ def stream(stage, hcqt: np.ndarray, sizes: list[int]) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-@pytest.fixture(scope="module")
-def exported_encoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "register-film"])
+def exported_encoder(tmp_path_factory: pytest.TempPathFactory, request) -> tuple[Path, np.ndarray, np.ndarray]:  # noqa: ANN001
     from rtamt.training.export import export_streaming
     from rtamt.training.models import TimbreEncoder
 
     torch.manual_seed(1)
-    model = TimbreEncoder(dim=6, width=8).eval()
+    model = TimbreEncoder(dim=6, width=8, register_film=request.param).eval()
+    if request.param:
+        with torch.no_grad():
+            model.register_scale.normal_(0, 0.5), model.register_shift.normal_(0, 0.5)
     path = tmp_path_factory.mktemp("model") / "timbre.onnx"
     export_streaming(model, "timbre", ["embedding"], {"embedding": 2}, 1, CQTConfig(gamma_hz=10.0), path, {"dim": "6"})
     hcqt = np.random.default_rng(1).normal(-6, 3, size=(FRAMES, 8, 252)).astype(np.float32)
@@ -136,6 +139,21 @@ def test_onset_targets_widen_forward_in_time_only() -> None:
     assert wide[0, 0].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
     assert wide[0, 1].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
     assert torch.equal(widen(onset, 1), onset)
+
+
+def test_growing_the_register_film_starts_as_the_same_encoder() -> None:
+    from rtamt.training.models import TimbreEncoder
+    from rtamt.training.timbre import load_grown_encoder
+
+    torch.manual_seed(3)
+    plain = TimbreEncoder(dim=6, width=8).eval()
+    grown = TimbreEncoder(dim=6, width=8, register_film=True).eval()
+    load_grown_encoder(grown, plain.state_dict())
+    hcqt = torch.randn(1, 8, 252, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(hcqt)[0], grown(hcqt)[0])
+    with pytest.raises(ValueError, match="does not fit"):
+        load_grown_encoder(grown, plain.state_dict() | {"extra": torch.zeros(1)})
 
 
 @pytest.mark.parametrize("gru_hidden, flux", [(0, 8), (16, 0), (16, 4)])

@@ -178,15 +178,22 @@ def parameter_count(model: nn.Module) -> int:
 
 class TimbreEncoder(nn.Module):
     """Causal timbre encoder: HCQT (B, 8, 252, T) -> unit embeddings (B, D, 84, T), one per pitch and frame.
+    With ``register_film`` the last features get a learned scale and shift per frequency bin (starting at
+    none): the convolutions treat every register alike, and this lets the head map an instrument's
+    register-dependent spectra to one timbre.
 
     The published encoder normalises with whole-clip statistics and looks 9 frames ahead; here every
     time kernel is causal and the only normalisations are batch norms (fixed at inference) and the final
     L2 norm over D, which involves one bin of one frame.
     """
 
-    def __init__(self, dim: int = 12, width: int = 16) -> None:
+    def __init__(self, dim: int = 12, width: int = 16, register_film: bool = False) -> None:
         super().__init__()
         self.dim = dim
+        self.register_film = register_film
+        if register_film:  # a per-bin scale and shift of the last features: the head may treat registers apart
+            self.register_scale = nn.Parameter(torch.zeros(width, N_HCQT_BINS))
+            self.register_shift = nn.Parameter(torch.zeros(width, N_HCQT_BINS))
         self.scale = nn.Parameter(torch.tensor(0.2))
         self.shift = nn.Parameter(torch.tensor(1.0))
         self.conv1 = CausalConv2d(N_HARMONICS, width, 5, 5)
@@ -213,6 +220,10 @@ class TimbreEncoder(nn.Module):
         r, c2 = self.conv2(h, caches[1])
         h = F.relu(self.bn2(r) + h)
         h, c3 = self.conv3(h, caches[2])
-        h = F.relu(self.bn3(h))
+        h = self.bn3(h)
+        if self.register_film:  # (W, bins) against (B, W, bins, T), or (B, W, T, bins) time-major
+            shape = (1, -1, 1, N_HCQT_BINS) if self.conv3.time_axis == 2 else (1, -1, N_HCQT_BINS, 1)
+            h = h * (1.0 + self.register_scale.reshape(shape)) + self.register_shift.reshape(shape)
+        h = F.relu(h)
         e, c4 = self.head(h, caches[3])
         return (F.normalize(e, dim=1, eps=1e-6), c1, c2, c3, c4)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ class TimbreConfig(RunConfig):
     bins_per_crop: int = 384
     valid_items: int = 64
     cross_register_weight: float = 0.0  # extra weight of positives REGISTER_SEMITONES or more apart
+    register_film: bool = False  # per-bin scale and shift before the head (TimbreEncoder)
 
 
 REGISTER_SEMITONES = 12  # "another register": an octave or more apart
@@ -106,18 +108,26 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
     return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims), mean(far_sims)
 
 
+def load_grown_encoder(model: TimbreEncoder, state: dict[str, torch.Tensor]) -> None:
+    """Load an encoder's weights; a checkpoint without the register scale and shift grows them at zero
+    (so the grown encoder starts as the same function)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("register_") for key in missing):
+        raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
+
+
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     device = training_device(config.device, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
-    model = TimbreEncoder(config.dim, config.width).to(device)
+    model = TimbreEncoder(config.dim, config.width, config.register_film).to(device)
 
     def loss(batch: dict) -> tuple[torch.Tensor | None, str]:
         value, pos, neg, _ = batch_loss(model, batch, config, generator)
         return value, f"pos {pos:.2f} neg {neg:.2f}"
 
-    task = Task(model, loss, lambda loader: validate(model, loader, config, device), model.load_state_dict,
+    task = Task(model, loss, lambda loader: validate(model, loader, config, device), partial(load_grown_encoder, model),
                 warmup_steps=50, train_seed=config.seed + 1, keep_on_cpu=("instrument",), generator=generator)  # fmt: skip
     train_loop(data, out, config, task, device)
 
@@ -146,7 +156,7 @@ def export(run: Path, out: Path) -> None:
     """Streaming ONNX: hcqt (1, 8, n, 252) + caches in; embedding (1, D, n, 84) + new caches out."""
     state = load_checkpoint(run / "checkpoint.pt")
     config = TimbreConfig(**state["config"])
-    model = TimbreEncoder(config.dim, config.width)
+    model = TimbreEncoder(config.dim, config.width, config.register_film)
     model.load_state_dict(state["model"])
     export_streaming(model, "timbre", ["embedding"], {"embedding": 2}, config.lookahead, config.cqt, out,
                      {"dim": str(config.dim), "train_steps": str(state["step"])})  # fmt: skip
