@@ -1,10 +1,11 @@
-"""Choose the note tracker's thresholds on the synthetic validation split and store them in the model.
+"""Choose the note tracker's thresholds on the synthetic validation splits and store them in the model.
 
-    python -m rtamt.training.tune --model models/backbone.onnx --data data/synth/valid --workers 2 --write
+    python -m rtamt.training.tune --model models/backbone.onnx --workers 2 --write  # accurate
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
     python -m rtamt.training.tune curve --limits 30 35 40 45 50 60 80 --workers 2 --write  # --latency-budget
     python -m rtamt.training.tune leads --write  # onset-time calibration of every stored setting
-    (--cache FILE keeps the backbone's outputs for the next search of the same model, split and limit)
+    (the tracker's searches pool the first --limit examples of data/synth/valid and data/synth-live/valid;
+    --cache FILE keeps the backbone's outputs for the next search of the same model, splits and limit)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
     python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 \
@@ -17,7 +18,7 @@ note-on latency of its matched notes (stream time from the true onset to the not
 model look-ahead included) stays within the limit.
 The clusterer search replays the tracker's notes and scores mixes of 2-5 instruments (a second
 validation split of the same held-out timbres, built with another seed, makes 152 mixes).
-Only validation splits are used: the test split and BACH10 never influence the settings.
+Only validation splits are used: the test splits, BACH10 and maps-dev never influence the settings.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ LATENCY_GRID: dict[str, list] = {
 
 Data = list[tuple[np.ndarray, list[tuple]]]
 
+# The tracker's validation: unseen timbres of the default material, and of the material live users play
+# (pedalled piano, guitar, voice; `python -m rtamt.training.data build --profile live ...`).
+VALIDATION = [Path("data/synth/valid"), Path("data/synth-live/valid")]
+
 
 def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     """Backbone outputs (n, 2, 84) and reference notes of the first ``limit`` examples."""
@@ -87,20 +92,20 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     return out
 
 
-def cached_probabilities(model: Path, split_dir: Path, limit: int, cache: Path | None) -> Data:
-    """:func:`probabilities`, kept in ``cache`` (keyed by the model's graph, which leaves out the settings
-    ``--write`` stores, the split and the limit)."""
+def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
+    """:func:`probabilities` of the first ``limit`` examples of each split, pooled, kept in ``cache`` (keyed
+    by the model's graph, which leaves out the settings ``--write`` stores, the splits and the limit)."""
     import hashlib
     import pickle
 
     import onnx
 
-    key = (hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest(), str(split_dir), limit)
+    key = (hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest(), [str(s) for s in splits], limit)
     if cache is not None and cache.exists():
         stored_key, data = pickle.loads(cache.read_bytes())
         if stored_key == key:
             return data
-    data = probabilities(model, split_dir, limit)
+    data = [example for split in splits for example in probabilities(model, split, limit)]
     if cache is not None:
         cache.write_bytes(pickle.dumps((key, data)))
     return data
@@ -195,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return main_leads(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
+                        help="validation splits, their examples pooled")
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
     parser.add_argument("--max-latency-ms", type=float, default=None,
                         help="only settings whose median note-on latency stays within this count")
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     data = cached_probabilities(args.model, args.data, args.limit, args.cache)
     best, (onset, offset, latency, p95) = search(data, backbone.lookahead, args.rounds, args.max_latency_ms, start,
                                                  args.max_latency_p95_ms, args.workers)  # fmt: skip
-    provenance = {"split": str(args.data), "examples": len(data), "onset_f1": round(onset, 4),
+    provenance = {"split": " ".join(map(str, args.data)), "examples": len(data), "onset_f1": round(onset, 4),
                   "offset_f1": round(offset, 4), "latency_ms_median": round(latency, 1),
                   "latency_ms_p95": round(p95, 1), "max_latency_ms": args.max_latency_ms,
                   "max_latency_p95_ms": args.max_latency_p95_ms, "rate": SAMPLE_RATE}  # fmt: skip
@@ -259,8 +265,9 @@ def main_curve(argv: list[str]) -> int:
     ``rtamt live --latency-budget`` chooses from (metadata ``tracker_curve``)."""
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune curve", description=main_curve.__doc__)
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
+                        help="validation splits, their examples pooled")
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
     parser.add_argument("--rounds", type=int, default=1, help="passes of each coordinate search")
     parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0],
                         help="median note-on latency limits (ms), one search each")  # fmt: skip
@@ -272,7 +279,7 @@ def main_curve(argv: list[str]) -> int:
     start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
     data = cached_probabilities(args.model, args.data, args.limit, args.cache)
     curve = trace_curve(data, backbone.lookahead, args.limits, start, args.rounds, args.workers)
-    provenance = {"split": str(args.data), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE}
+    provenance = {"split": " ".join(map(str, args.data)), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE}
     print(json.dumps({"tracker_curve": curve, **provenance}, indent=2))
     if args.write:
         write_metadata(args.model, "tracker_curve", json.dumps(curve))
@@ -333,8 +340,9 @@ def main_leads(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune leads", description=main_leads.__doc__)
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, default=Path("data/synth/valid"))
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use")
+    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
+                        help="validation splits, their examples pooled")
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
     parser.add_argument("--max-lead", type=int, default=4, help="largest lead tried (frames)")
     parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
     parser.add_argument("--write", action="store_true", help="store the calibrated settings in the model file")
@@ -348,7 +356,7 @@ def main_leads(argv: list[str]) -> int:
         config, figures = calibrate(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead, args.max_lead)
         provenance = json.loads(backbone.meta.get(f"{key}_provenance", "{}"))
         provenance.update({k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures["with"].items()})
-        provenance["onset_leads"] = {"split": str(args.data), "examples": len(data), "max_lead": args.max_lead, **figures}
+        provenance["onset_leads"] = {"split": " ".join(map(str, args.data)), "examples": len(data), "max_lead": args.max_lead, **figures}
         entries[key], entries[f"{key}_provenance"] = config.to_json(), json.dumps(provenance)
         report[key] = figures
     if "tracker_curve" in backbone.meta:
