@@ -14,13 +14,15 @@ Rules, per pitch, one frame at a time:
   frames only, marks where the note began better than the frame probability's slow climb does (without
   a bump, the note starts at the first frame above the threshold);
 - end: ``off_frames`` consecutive frames below ``frame_threshold`` end the note at the first of them, but
-  never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it;
+  never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it (the onset
+  threshold of a sounding pitch is ``restrike_threshold`` when set: a re-struck string that still rings
+  gives a smaller onset peak);
 - onset-time calibration: a note's reported start lies ``onset_lead_frames[pitch]`` (a note started by an
   onset) or ``sustain_lead_frames[pitch]`` (by sustained energy) frames before the frame the rules above
-  give it, never before the pitch's previous note ended. The causal front end's
-  low bins lag by more than the model's look-ahead, so its onsets come out late by a pitch-dependent
-  amount, measured on validation (``python -m rtamt.training.tune leads``); the note-on is still decided
-  when the rules decide it, so this moves no decision and no live note-on sooner;
+  give it, never before the pitch's previous note ended. The causal front end's low bins lag by more
+  than the model's look-ahead, so its onsets come out late by a pitch-dependent amount, measured on
+  validation (``python -m rtamt.training.tune leads``); the note-on is still decided when the rules
+  decide it, so this moves no decision and no live note-on sooner;
 - velocity from the onset peak. ``flush`` ends every sounding note: nothing is ever left hanging.
 """
 
