@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -359,11 +360,17 @@ def plot_sweeps(results: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def indented_json(value) -> str:  # noqa: ANN001
+    """JSON indented by 2, with every list of numbers on one line (the tracker's per-pitch lead tables)."""
+    text = json.dumps(value, indent=2)
+    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
 def write_outputs(results: list[dict], prefix: Path) -> list[Path]:
     """PREFIX.json (every result), and for sweeps PREFIX.md (the Pareto fronts) and PREFIX.png (the plot)."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     written = [prefix.with_suffix(".json")]
-    written[0].write_text(json.dumps(results if len(results) > 1 else results[0], indent=2) + "\n")
+    written[0].write_text(indented_json(results if len(results) > 1 else results[0]) + "\n")
     swept = [r for r in results if "sweep" in r]
     if swept:
         prefix.with_suffix(".md").write_text("\n".join(sweep_markdown(r) for r in swept))

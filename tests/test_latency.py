@@ -193,3 +193,12 @@ def test_latency_bench_runs_another_model_folder(random_model_dir: Path, capsys:
     assert result["clusterer"] is None  # no timbre model there: the tracker alone, every note on one channel
     assert result["stream"]["accuracy"]["channels_mean"] <= 1
     assert result["stream"]["latency"]["matched_notes"] <= result["stream"]["accuracy"]["notes_ref"]
+
+
+def test_result_json_keeps_number_lists_on_one_line() -> None:
+    from rtamt.latency import indented_json
+
+    value = {"tracker": {"onset_lead_frames": [0, 2, 3], "label": "a [b]"}, "points": [{"x": -1.5e-3}, {"x": 2}]}
+    text = indented_json(value)
+    assert json.loads(text) == value
+    assert '"onset_lead_frames": [0, 2, 3]' in text and '"x": -0.0015' in text
