@@ -266,3 +266,21 @@ def test_threshold_search_with_workers_equals_one_process() -> None:
     assert one[1][2] <= 40.0 and 0.0 < one[1][0] <= 1.0
     walk = search(data, lookahead=2, rounds=1)  # the coordinate walk
     assert search(data, lookahead=2, rounds=1, workers=2) == walk
+
+
+def test_fitted_leads_undo_a_known_lag() -> None:
+    from rtamt.training.tune import fit_leads, matches_per_pitch
+
+    data = []
+    for shift in range(3):
+        p = probs(200)
+        reference = []
+        for k, pitch in enumerate((48, 50, 53, 55)):
+            start = 20 + 40 * k + shift
+            p[start + 5 : start + 30, 1, pitch - MIDI_MIN] = 0.9  # energy arrives 5 frames (58 ms) late
+            reference.append((start * HOP_S, (start + 30) * HOP_S, pitch))
+        data.append((p, reference))
+    assert matches_per_pitch(CONFIG, data).sum() == 0  # outside the 50 ms tolerance
+    fitted = fit_leads(CONFIG, data, "sustain_lead_frames", max_lead=6)
+    assert fitted.onset_lead_frames == () and 1 <= fitted.sustain_lead_frames[50 - MIDI_MIN] <= 6
+    assert matches_per_pitch(fitted, data).sum() == 12  # every note now within tolerance

@@ -92,6 +92,14 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     return out
 
 
+def validation_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --data and --limit: the backbone and the validation examples a tracker search replays."""
+    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
+    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
+                        help="validation splits, their examples pooled")
+    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
+
+
 def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
     """:func:`probabilities` of the first ``limit`` examples of each split, pooled, kept in ``cache`` (keyed
     by the model's graph, which leaves out the settings ``--write`` stores, the splits and the limit)."""
@@ -199,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["leads"]:
         return main_leads(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
-                        help="validation splits, their examples pooled")
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
+    validation_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
     parser.add_argument("--max-latency-ms", type=float, default=None,
                         help="only settings whose median note-on latency stays within this count")
@@ -264,10 +269,7 @@ def main_curve(argv: list[str]) -> int:
     """python -m rtamt.training.tune curve --limits 30 40 50 60 80 --write: the latency-accuracy curve that
     ``rtamt live --latency-budget`` chooses from (metadata ``tracker_curve``)."""
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune curve", description=main_curve.__doc__)
-    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
-                        help="validation splits, their examples pooled")
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
+    validation_arguments(parser)
     parser.add_argument("--rounds", type=int, default=1, help="passes of each coordinate search")
     parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0],
                         help="median note-on latency limits (ms), one search each")  # fmt: skip
@@ -339,10 +341,7 @@ def main_leads(argv: list[str]) -> int:
     from rtamt.latency import pareto
 
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune leads", description=main_leads.__doc__)
-    parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
-    parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
-                        help="validation splits, their examples pooled")
-    parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
+    validation_arguments(parser)
     parser.add_argument("--max-lead", type=int, default=4, help="largest lead tried (frames)")
     parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
     parser.add_argument("--write", action="store_true", help="store the calibrated settings in the model file")
