@@ -143,17 +143,17 @@ def test_onset_targets_widen_forward_in_time_only() -> None:
 
 def test_growing_the_register_film_starts_as_the_same_encoder() -> None:
     from rtamt.training.models import TimbreEncoder
-    from rtamt.training.timbre import load_grown_encoder
+    from rtamt.training.backbone import load_grown
 
     torch.manual_seed(3)
     plain = TimbreEncoder(dim=6, width=8).eval()
     grown = TimbreEncoder(dim=6, width=8, register_film=True).eval()
-    load_grown_encoder(grown, plain.state_dict())
+    load_grown(grown, plain.state_dict())
     hcqt = torch.randn(1, 8, 252, 20)
     with torch.no_grad():
         torch.testing.assert_close(plain(hcqt)[0], grown(hcqt)[0])
     with pytest.raises(ValueError, match="does not fit"):
-        load_grown_encoder(grown, plain.state_dict() | {"extra": torch.zeros(1)})
+        load_grown(grown, plain.state_dict() | {"extra": torch.zeros(1)})
 
 
 @pytest.mark.parametrize("gru_hidden, flux", [(0, 8), (16, 0), (16, 4)])

@@ -112,12 +112,14 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
-GROWN_PARTS = ("flux.", "gru.", "refine.")  # optional parts a fine-tune may add to a plain model
+GROWN_PARTS = ("flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
 
 
-def load_grown(model: Backbone, state: dict[str, torch.Tensor]) -> None:
-    """Load weights of a model without the flux branch or the GRU into one with them: the onset conv's new
-    input channels and the GRU's output layer start at zero, so the grown model starts as the same function."""
+def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branch and
+    GRU, the timbre encoder's register scale and shift) into one with them: the onset conv's new input
+    channels, the GRU's output layer and the register scale and shift start at zero, so the grown model
+    starts as the same function."""
     own = model.state_dict()
     state = dict(state)
     key = "onset_conv.conv.weight"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtamt.training.backbone import WARM_FRAMES
+from rtamt.training.backbone import WARM_FRAMES, load_grown
 from rtamt.training.export import (
     RunConfig, export_streaming, load_checkpoint, to_device, train_export_cli, training_device,
 )  # fmt: skip
@@ -108,14 +108,6 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
     return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims), mean(far_sims)
 
 
-def load_grown_encoder(model: TimbreEncoder, state: dict[str, torch.Tensor]) -> None:
-    """Load an encoder's weights; a checkpoint without the register scale and shift grows them at zero
-    (so the grown encoder starts as the same function)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not key.startswith("register_") for key in missing):
-        raise ValueError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
-
-
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -127,7 +119,7 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
         value, pos, neg, _ = batch_loss(model, batch, config, generator)
         return value, f"pos {pos:.2f} neg {neg:.2f}"
 
-    task = Task(model, loss, lambda loader: validate(model, loader, config, device), partial(load_grown_encoder, model),
+    task = Task(model, loss, lambda loader: validate(model, loader, config, device), partial(load_grown, model),
                 warmup_steps=50, train_seed=config.seed + 1, keep_on_cpu=("instrument",), generator=generator)  # fmt: skip
     train_loop(data, out, config, task, device)
 
