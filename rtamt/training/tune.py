@@ -93,11 +93,14 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
 
 
 def validation_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --data and --limit: the backbone and the validation examples a tracker search replays."""
+    """--model, --data, --limit and --cache: the backbone and the validation examples a tracker search
+    replays, and where their outputs are kept."""
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
                         help="validation splits, their examples pooled")
     parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep the backbone's outputs in this file and reuse them (same model, data and limit)")
 
 
 def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
@@ -217,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="store as the accurate (files) or the low-latency (live) settings")
     parser.add_argument("--write", action="store_true", help="store the chosen thresholds in the model file")
     parser.add_argument("--workers", type=int, default=1, help="processes scoring candidate settings")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="keep the backbone's outputs in this file and reuse them (same model, data and limit)")
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
     key = "tracker_low_latency" if args.mode == "low-latency" else "tracker"
@@ -274,7 +275,6 @@ def main_curve(argv: list[str]) -> int:
     parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0],
                         help="median note-on latency limits (ms), one search each")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="processes scoring candidate settings")
-    parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
     parser.add_argument("--write", action="store_true", help="store the curve in the model file")
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
@@ -334,6 +334,11 @@ def calibrate(config: TrackerConfig, data: Data, lookahead: int, max_lead: int) 
     return after, figures
 
 
+def stored_figures(figures: dict[str, float]) -> dict[str, float]:
+    """Validation figures as the stored settings keep them: F1 to 4 decimals, latencies to 0.1 ms."""
+    return {k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures.items()}
+
+
 def main_leads(argv: list[str]) -> int:
     """python -m rtamt.training.tune leads --write: the onset-time calibration (lead tables) of every
     stored tracker setting (accurate, low-latency and each point of the latency curve), fitted on the
@@ -343,7 +348,6 @@ def main_leads(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune leads", description=main_leads.__doc__)
     validation_arguments(parser)
     parser.add_argument("--max-lead", type=int, default=4, help="largest lead tried (frames)")
-    parser.add_argument("--cache", type=Path, default=None, help="as for the threshold search")
     parser.add_argument("--write", action="store_true", help="store the calibrated settings in the model file")
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
@@ -354,7 +358,7 @@ def main_leads(argv: list[str]) -> int:
             continue
         config, figures = calibrate(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead, args.max_lead)
         provenance = json.loads(backbone.meta.get(f"{key}_provenance", "{}"))
-        provenance.update({k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures["with"].items()})
+        provenance.update(stored_figures(figures["with"]))
         provenance["onset_leads"] = {"split": " ".join(map(str, args.data)), "examples": len(data), "max_lead": args.max_lead, **figures}
         entries[key], entries[f"{key}_provenance"] = config.to_json(), json.dumps(provenance)
         report[key] = figures
@@ -363,8 +367,7 @@ def main_leads(argv: list[str]) -> int:
         for point in json.loads(backbone.meta["tracker_curve"]):
             config, figures = calibrate(TrackerConfig.from_json(json.dumps(point["tracker"])), data,
                                         backbone.lookahead, args.max_lead)  # fmt: skip
-            updated = {k: round(v, 1 if k.startswith("latency") else 4) for k, v in figures["with"].items()}
-            points.append({**point, "tracker": json.loads(config.to_json()), **updated})
+            points.append({**point, "tracker": json.loads(config.to_json()), **stored_figures(figures["with"])})
             report[point["label"]] = figures
         entries["tracker_curve"] = json.dumps([points[i] for i in pareto(points)])
     print(json.dumps(report, indent=1))
