@@ -23,12 +23,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from rtamt.audio import read_all
 from rtamt.backbone import Backbone
 from rtamt.constants import SAMPLE_RATE
 from rtamt.evaluate import matched_note_ons, note_metrics
@@ -84,10 +86,18 @@ def lowpass(split: Path, model: Path, count: int = 8) -> dict:
     return {"examples": len(chosen), **{name: round(float(np.mean(v)), 3) for name, v in scores.items()}}
 
 
-def resynth(folders: list[Path], out: Path, soundfont: str, velocity: tuple[int, int] = (80, 80), rt60_s: float = 0.0,
-            seed: int = 0, rate: int = 16_000) -> dict:
+def write_piece(piece: Path, out: Path, audio: np.ndarray, rate: int) -> None:
+    """``audio`` (peak at half scale) as OUT/<piece name>/mix.flac, beside a copy of the piece's notes.csv."""
     import soundfile as sf
 
+    target = out / piece.name
+    target.mkdir(parents=True, exist_ok=True)
+    sf.write(target / "mix.flac", audio * (0.5 / (float(np.max(np.abs(audio))) or 1.0)), rate)
+    shutil.copyfile(piece / "notes.csv", target / "notes.csv")
+
+
+def resynth(folders: list[Path], out: Path, soundfont: str, velocity: tuple[int, int] = (80, 80), rt60_s: float = 0.0,
+            seed: int = 0, rate: int = 16_000) -> dict:
     from rtamt.evaluate import read_notes_csv
     from rtamt.training.render import Note, render_part
 
@@ -105,11 +115,7 @@ def resynth(folders: list[Path], out: Path, soundfont: str, velocity: tuple[int,
                 from rtamt.training.augment import room_impulse
 
                 audio = scipy.signal.fftconvolve(audio, room_impulse(rng, rt60_s, rate))[: len(audio)]
-            peak = float(np.max(np.abs(audio))) or 1.0
-            target = out / piece.name
-            target.mkdir(parents=True, exist_ok=True)
-            sf.write(target / "mix.flac", audio * (0.5 / peak), rate)
-            (target / "notes.csv").write_text((piece / "notes.csv").read_text())
+            write_piece(piece, out, audio, rate)
             written[piece.name] = round(len(audio) / rate, 1)
     return written
 
@@ -124,26 +130,20 @@ def average_spectrum(audio: np.ndarray, rate: int, freqs: np.ndarray) -> np.ndar
 
 
 def eqmatch(folders: list[Path], like: Path, out: Path, max_gain_db: float = 40.0) -> dict:
-    import soundfile as sf
-
     gains = {}
     for folder in folders:
         for piece in piece_dirs(folder):
-            audio, rate = sf.read(piece / "mix.flac", dtype="float64", always_2d=True)
-            audio = audio.mean(axis=1)
-            model_audio, model_rate = sf.read(like / piece.name / "mix.flac", dtype="float64", always_2d=True)
+            audio, rate = read_all(piece / "mix.flac")
+            model_audio, model_rate = read_all(like / piece.name / "mix.flac")
+            audio, model_audio = audio.astype(np.float64), model_audio.astype(np.float64)
             if model_rate != rate:
                 raise SystemExit(f"{piece.name}: {rate} Hz against {model_rate} Hz")
             freqs = np.fft.rfftfreq(len(audio), 1 / rate)
             probe_freqs = np.maximum(freqs, 20.0)
-            gain_db = 10 * np.log10(average_spectrum(model_audio.mean(axis=1), rate, probe_freqs)
+            gain_db = 10 * np.log10(average_spectrum(model_audio, rate, probe_freqs)
                                     / average_spectrum(audio, rate, probe_freqs))  # fmt: skip
             gain_db = np.clip(gain_db - np.median(gain_db), -max_gain_db, max_gain_db)
-            filtered = np.fft.irfft(np.fft.rfft(audio) * 10 ** (gain_db / 20), len(audio))
-            target = out / piece.name
-            target.mkdir(parents=True, exist_ok=True)
-            sf.write(target / "mix.flac", filtered * (0.5 / (np.abs(filtered).max() + 1e-12)), rate)
-            (target / "notes.csv").write_text((piece / "notes.csv").read_text())
+            write_piece(piece, out, np.fft.irfft(np.fft.rfft(audio) * 10 ** (gain_db / 20), len(audio)), rate)
             gains[piece.name] = {f"{hz} Hz": round(float(np.interp(hz, freqs, gain_db)), 1) for hz in (60, 250, 1000, 4000)}
     return gains
 
