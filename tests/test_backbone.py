@@ -141,6 +141,25 @@ def test_onset_targets_widen_forward_in_time_only() -> None:
     assert torch.equal(widen(onset, 1), onset)
 
 
+def test_restrikes_are_onsets_of_pitches_that_just_sounded() -> None:
+    from rtamt.training.backbone import focal_loss, restrikes
+
+    onset = torch.zeros(1, 2, 20)
+    frame = torch.zeros(1, 2, 20)
+    frame[0, 0, 2:8] = 1  # pitch 0 sounds over frames 2-7 and is struck again at 8 (and 15, after a gap)
+    onset[0, 0, [2, 8, 15]] = 1
+    onset[0, 1, 5] = 1  # pitch 1 starts from silence
+    frame[0, 1, 5:9] = 1
+    struck = restrikes(onset, frame)
+    assert struck[0, 0].nonzero().flatten().tolist() == [8]
+    assert struck[0, 1].sum() == 0
+    prob = torch.rand(1, 2, 20)
+    plain = focal_loss(prob, onset, 0.4)
+    assert torch.isclose(focal_loss(prob, onset, 0.4, weight=torch.ones_like(prob)), plain)
+    weighted = focal_loss(prob, onset, 0.4, weight=1 + 3 * struck)
+    assert weighted > plain  # the re-struck onset's positive term counts four times
+
+
 def test_growing_the_register_film_starts_as_the_same_encoder() -> None:
     from rtamt.training.models import TimbreEncoder
     from rtamt.training.backbone import load_grown

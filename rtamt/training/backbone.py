@@ -39,6 +39,7 @@ from rtamt.training.loop import Task, train_loop
 from rtamt.training.models import Backbone
 
 WARM_FRAMES = 16  # the first frames of a crop see zero-padded history: left out of the loss
+RESTRIKE_FRAMES = 3  # an onset whose pitch sounded in these many frames before it is a re-strike
 
 
 @dataclass
@@ -48,12 +49,17 @@ class TrainConfig(RunConfig):
     gru_hidden: int = 0
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     onset_width: int = 1
+    restrike_weight: float = 1.0  # weight of the onset targets of re-struck notes (see ``restrikes``)
 
 
-def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0) -> torch.Tensor:
-    """Binary focal loss, summed over bins and averaged over the batch; ``alpha`` weights positives."""
+def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,
+               weight: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Binary focal loss, summed over bins and averaged over the batch; ``alpha`` weights positives, and
+    ``weight`` (same shape) each positive bin on top of it."""
     prob = prob.clamp(1e-6, 1 - 1e-6)
     positive = -alpha * (1 - prob) ** gamma * torch.log(prob) * target
+    if weight is not None:
+        positive = positive * weight
     negative = -(1 - alpha) * prob**gamma * torch.log(1 - prob) * (1 - target)
     return (positive + negative).sum() / prob.shape[0]
 
@@ -73,12 +79,26 @@ def widen(onset: torch.Tensor, width: int) -> torch.Tensor:
     return wide
 
 
+def restrikes(onset: torch.Tensor, frame: torch.Tensor, width: int = RESTRIKE_FRAMES) -> torch.Tensor:
+    """Onsets of pitches that sounded in any of the ``width`` frames before (last axis is time): re-struck
+    notes, whose onset a still-ringing string or pedalled tail makes hard to see."""
+    before = torch.zeros_like(frame)
+    for shift in range(1, width + 1):
+        before = torch.maximum(before, F.pad(frame[..., :-shift], (shift, 0)))
+    return onset * before
+
+
 def losses(model: Backbone, batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
     onset, frame, *_ = model(batch["hcqt"])
     o, o_label = aligned(onset, widen(batch["onset"], config.onset_width), config.lookahead)
     f, f_label = aligned(frame, batch["frame"], config.lookahead)
     _, o_first = aligned(onset, batch["onset"], config.lookahead)  # one frame per onset, for validation
-    return {"onset": focal_loss(o, o_label, config.onset_alpha), "frame": focal_loss(f, f_label, config.frame_alpha),
+    weight = None
+    if config.restrike_weight != 1.0:
+        _, struck = aligned(onset, widen(restrikes(batch["onset"], batch["frame"]), config.onset_width), config.lookahead)
+        weight = 1.0 + (config.restrike_weight - 1.0) * struck
+    return {"onset": focal_loss(o, o_label, config.onset_alpha, weight=weight),
+            "frame": focal_loss(f, f_label, config.frame_alpha),
             "o": o, "f": f, "o_label": o_first, "f_label": f_label}  # fmt: skip
 
 

@@ -486,10 +486,11 @@ def cluster_score(config, pool=None) -> tuple[float, float]:
 
 
 def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
-                    workers: int = 1):  # fmt: skip
+                    workers: int = 1, stored=None):  # fmt: skip
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
     instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
-    CLUSTER_GRID. The tracker runs once per mix; ``workers`` processes score the mixes."""
+    CLUSTER_GRID or the ``stored`` settings if they score higher (so a search never returns settings worse
+    than those it would replace). The tracker runs once per mix; ``workers`` processes score the mixes."""
     from rtamt.cluster import ClusterConfig
 
     recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
@@ -498,6 +499,12 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
         if max_decision_frames is not None:
             start = replace(start, decision_frames=min(start.decision_frames, max_decision_frames))
         best, best_score = start, cluster_score(start, pool)
+        if stored is not None:
+            stored_score = cluster_score(stored, pool)
+            print(f"stored: {stored} -> separation F {stored_score[0]:.4f}, channels = K {stored_score[1]:.2f}",
+                  file=sys.stderr)  # fmt: skip
+            if sum(stored_score) > sum(best_score):
+                best, best_score = stored, stored_score
         for values in product(*CLUSTER_GRID.values()):
             candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
             result = cluster_score(candidate, pool)
@@ -522,6 +529,9 @@ def main_clusters(argv: list[str] | None = None) -> int:
     """python -m rtamt.training.tune clusters --models models --data data/synth/valid --write"""
     from dataclasses import asdict
 
+    from rtamt.backbone import TimbreEncoder
+    from rtamt.cluster import ClusterConfig
+
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune clusters")
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")],
@@ -540,12 +550,14 @@ def main_clusters(argv: list[str] | None = None) -> int:
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
     data = model_frames(args.models, args.data, args.limit, args.min_instruments)
+    key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
+    encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
+    stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
     best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames,
-                                       workers=args.workers)
+                                       workers=args.workers, stored=stored)
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
                       "mixes": len(data), "splits": [str(d) for d in args.data]}, indent=2))  # fmt: skip
-    key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     if args.write:
         write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
         write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
