@@ -49,6 +49,8 @@ bench-real: $(VENV)/.test
 	$(BIN)/python benchmarks/basic_pitch_eval.py $(BACH10) --out $(RESULTS)/basic_pitch_bach10.json
 	$(BIN)/python benchmarks/basic_pitch_eval.py $(MAPS) --out $(RESULTS)/basic_pitch_maps-dev.json
 	$(BIN)/rtamt bench latency --data $(BACH10) $(MAPS) --sweep --out $(RESULTS)/latency_sweep > /dev/null
+	$(BIN)/python benchmarks/onset_alignment.py $(BACH10) $(MAPS) examples --split data/synth/valid data/synth-live/valid \
+	  --limit 40 --json $(RESULTS)/onset_alignment.json > /dev/null
 	$(call save,benchmarks/RESULTS.md,$(BIN)/python benchmarks/report.py)
 
 bench: $(VENV)/.test

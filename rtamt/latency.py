@@ -7,6 +7,11 @@ audio entering JACK to the MIDI arriving). Reported: the distribution (median, p
 by octave against the two-period floor (2 / f0), and accuracy (onset, with-offset and frame F1). The
 model outputs of each piece are cached, so the sweep over tracker decision settings re-runs only the
 tracker (and the clusterer's decision window, which holds every note-on).
+
+Beside each figure measured from the annotations: where those annotations lie against the sound
+(``annotation_alignment``: the audio's own attack time of each note, :mod:`rtamt.attacks`) and the
+stream-time latency measured from that attack instead (``latency_from_attack``), so that data whose
+annotations lead or trail the sound can be read for what the chain itself adds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtamt.attacks import alignment_summary, attack_offsets_s, energy_rise
 from rtamt.audio import probe, read_blocks
 from rtamt.chain import Chain
 from rtamt.cluster import ClusterConfig, TimbreAssigner
@@ -53,6 +59,7 @@ class PieceOutputs:
     reference: list[tuple[float, float, int]]
     emit_delay_s: float
     duration_s: float
+    attack_offset_s: np.ndarray  # per reference note: its attack in the audio minus its onset (NaN: not found)
 
 
 def piece_dirs(data_dir: Path) -> list[Path]:
@@ -72,8 +79,9 @@ def _models_key(model_dir: Path) -> str:
 
 
 def piece_outputs(piece: Path, model_dir: Path | None, cache_dir: Path | None) -> PieceOutputs:
-    """Run the chain up to the models on one piece (or load the cached outputs: keyed by the model files'
-    contents and the audio file's path, size and modification time)."""
+    """Run the chain up to the models on one piece, and find each reference note's attack in the audio (or
+    load both from the cache: keyed by the model files' contents and the audio file's path, size and
+    modification time)."""
     info = probe(piece / "mix.flac")
     transcriber = build_transcriber(info.samplerate, model_dir)
     emit_delay = transcriber.backbone.lookahead * HOP_S + transcriber.chain.stages[0].latency_s
@@ -82,19 +90,29 @@ def piece_outputs(piece: Path, model_dir: Path | None, cache_dir: Path | None) -
     key = hashlib.sha256(f"f32|{_models_key(transcriber.model_dir)}|{piece.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
                          .encode()).hexdigest()[:24]  # fmt: skip
     path = cache_dir / f"{piece.name}-{key}.npy" if cache_dir is not None else None
-    if path is not None and path.exists():
-        frames = np.load(path)
+    attacks_path = path.with_suffix(".attacks.npy") if path is not None else None
+    if path is not None and path.exists() and attacks_path.exists():
+        frames, attacks = np.load(path), np.load(attacks_path)
     else:
         chain = transcriber.chain
-        models_only = Chain(chain.stages[: chain.index("note-tracker")])  # everything up to the tracker
-        frames = models_only.run(read_blocks(piece / "mix.flac", 4096)).astype(np.float32)
+        front = Chain(chain.stages[: chain.index("harmonic-stack")])  # resampler, CQT, normalisation
+        models = Chain(chain.stages[chain.index("harmonic-stack") : chain.index("note-tracker")])
+        log_power = front.run(read_blocks(piece / "mix.flac", 4096))
+        frames = models.run([log_power]).astype(np.float32)
+        attacks = attack_offsets_s(energy_rise(log_power, chain.stages[chain.index("cqt")].latency_ms), reference)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.partial")
-            with open(partial, "wb") as handle:
-                np.save(handle, frames)
-            partial.replace(path)  # a run stopped half-way leaves no truncated cache entry
-    return PieceOutputs(piece.name, frames, reference, emit_delay, info.duration_s)
+            _save_atomic(path, frames)
+            _save_atomic(attacks_path, attacks)
+    return PieceOutputs(piece.name, frames, reference, emit_delay, info.duration_s, attacks)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write an array so that a run stopped half-way leaves no truncated cache entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    with open(partial, "wb") as handle:
+        np.save(handle, array)
+    partial.replace(path)
 
 
 def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfig | None) -> list[NoteEvent]:
@@ -103,11 +121,12 @@ def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfi
     return stage.process(outputs.frames) + stage.flush()
 
 
-def matched_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stream-time note-on latency (s) and reference pitch of every matched note."""
+def matched_latencies(reference: list[tuple], events: list[NoteEvent],
+                      emit_delay_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Stream-time note-on latency (s), reference pitch and reference index of every matched note."""
     pairs = matched_note_ons(reference, events)
     latency = np.array([on.decided * HOP_S + emit_delay_s - reference[i][0] for i, on in pairs])
-    return latency, np.array([reference[i][2] for i, _ in pairs], dtype=int)
+    return latency, np.array([reference[i][2] for i, _ in pairs], dtype=int), np.array([i for i, _ in pairs], dtype=int)
 
 
 def arrival_latencies(reference: list[tuple], arrivals: list[tuple[float, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -163,12 +182,14 @@ def by_octave(latency_s: np.ndarray, pitches: np.ndarray) -> list[dict]:
 def measure(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: ClusterConfig | None,
             frames: bool = True) -> dict:  # fmt: skip
     """Accuracy (mean over pieces), channels per piece, and stream-time latency of matched notes (pooled)
-    of one setting."""
-    rows, latencies, pitches = {}, [], []
+    of one setting, also measured from each note's attack in the audio."""
+    rows, latencies, pitches, from_attack = {}, [], [], []
     for piece in pieces:
         events = replay(piece, tracker, clusters)
         row = note_metrics(piece.reference, events_to_notes(events), frames=frames)
-        latency, pitch = matched_latencies(piece.reference, events, piece.emit_delay_s)
+        latency, pitch, matched = matched_latencies(piece.reference, events, piece.emit_delay_s)
+        attack = piece.attack_offset_s[matched] if len(matched) else np.zeros(0)
+        from_attack.append((latency - attack)[np.isfinite(attack)])
         row["matched_notes"] = len(latency)
         row["channels"] = len({e.timbre for e in events if e.on})
         spread = distribution(latency)
@@ -182,7 +203,7 @@ def measure(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: Cluste
     accuracy["notes_ref"] = int(sum(r["notes_ref"] for r in rows.values()))
     latency, pitch = np.concatenate(latencies), np.concatenate(pitches)
     return {"accuracy": accuracy, "latency": distribution(latency), "by_octave": by_octave(latency, pitch),
-            "pieces": rows}
+            "latency_from_attack": distribution(np.concatenate(from_attack)), "pieces": rows}
 
 
 def stored_settings(meta: dict) -> dict[str, TrackerConfig]:
@@ -310,6 +331,9 @@ def bench_folder(data_dir: Path, model_dir: Path | None = None, mode: str = "low
     result = {"benchmark": "latency-on-recordings", "data": str(data_dir), "pieces": len(pieces),
               "audio_s": round(sum(p.duration_s for p in pieces), 1), "model_dir": str(transcriber.model_dir),
               "mode": mode, "tracker": asdict(tracker), "clusterer": asdict(clusters) if clusters else None,
+              "annotation_alignment": alignment_summary(
+                  np.concatenate([p.attack_offset_s for p in pieces]),
+                  np.array([n[2] for p in pieces for n in p.reference], dtype=int)),
               "stream": {"label": STREAM_LABEL, **measure(pieces, tracker, clusters)}}  # fmt: skip
     if jack:
         result["jack"] = jack_folder(paths, mode, model_dir, progress)

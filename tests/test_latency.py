@@ -147,6 +147,33 @@ def test_latency_bench_on_a_folder_with_its_sweep(tmp_path: Path, capsys: pytest
     assert "| setting | note-on latency median / p95 |" in out.with_suffix(".md").read_text()
 
 
+def test_latency_from_the_attack_does_not_move_with_the_annotations(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Annotations 30 ms before the sound: the alignment shows it and the latency from the attack stays."""
+    import csv
+
+    results = {}
+    for name, shift_s in (("exact", 0.0), ("early", -0.03)):
+        piece = tmp_path / name / "duet"
+        piece.mkdir(parents=True)
+        shutil.copy(EXAMPLES / "duet" / "mix.flac", piece / "mix.flac")
+        with open(EXAMPLES / "duet" / "notes.csv") as source, open(piece / "notes.csv", "w", newline="") as target:
+            rows = list(csv.DictReader(source))
+            writer = csv.DictWriter(target, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "onset_s": f"{float(row['onset_s']) + shift_s:.6f}"})
+        assert main(["bench", "latency", "--data", str(tmp_path / name), "--no-cache"]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+    exact, early = (results[k] for k in ("exact", "early"))
+    aligned = [r["annotation_alignment"]["all"]["median_ms"] for r in (exact, early)]
+    assert 25.0 <= aligned[1] - aligned[0] <= 35.0, aligned
+    from_label = [r["stream"]["latency"]["median_ms"] for r in (exact, early)]
+    from_attack = [r["stream"]["latency_from_attack"]["median_ms"] for r in (exact, early)]
+    assert from_label[1] - from_label[0] >= 15.0, from_label
+    assert abs(from_attack[1] - from_attack[0]) <= 12.0, from_attack
+    assert exact["stream"]["latency_from_attack"]["matched_notes"] <= exact["stream"]["latency"]["matched_notes"]
+
+
 def test_jack_and_stream_paths_agree_within_the_transport_delay() -> None:
     from rtamt import jack_e2e
     from rtamt.latency import jack_folder, piece_outputs, stream_arrivals
