@@ -2,6 +2,7 @@
 
     python benchmarks/piano_diagnosis.py thresholds ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
     python benchmarks/piano_diagnosis.py octaves ../shared/data/maps-dev [--models DIR]
+    python benchmarks/piano_diagnosis.py misses ../shared/data/maps-dev [--split data/synth/valid data/synth-live/valid]
     python benchmarks/piano_diagnosis.py lowpass --data data/synth-live/valid [--models DIR]
     python benchmarks/piano_diagnosis.py resynth ../shared/data/maps-dev --out /tmp/maps-fluid [--soundfont FluidR3_GM]
     python benchmarks/piano_diagnosis.py eqmatch ../shared/data/maps-dev --like /tmp/maps-fluid --out /tmp/maps-eq
@@ -9,7 +10,11 @@
 The model outputs of each recording come from ``rtamt.latency.piece_outputs`` (cached under ``--cache``, by
 default the latency benchmark's cache folder). ``thresholds`` re-runs the note tracker with a grid of onset
 and frame thresholds on every piece (a diagnosis on evaluation data, not a way to choose settings);
-``octaves`` gives the onset recall per octave with the model's stored settings; ``lowpass`` scores the
+``octaves`` gives the onset recall per octave with the model's stored settings; ``misses`` sorts the
+reference notes under C5 of folders (and of the first 40 examples of each ``--split``) by what became of
+them: found (onset within 50 ms), inside an earlier detected note of the same pitch (a re-strike the
+tracker did not start), never seen (frame probability under 0.3 over the note's first 15 frames), or
+other (seen, but started too late or not at all); ``lowpass`` scores the
 first solo-piano idiom examples of a synthetic split as rendered and low-passed at 7.8 kHz (MAPS is 16 kHz
 audio); ``resynth`` renders each recording's note list with a soundfont's grand piano (velocity 80, no pedal,
 16 kHz like MAPS) into a folder of the same layout, so ``octaves`` on both tells the real piano's sound
@@ -60,6 +65,40 @@ def octaves(pieces: list[tuple[str, PieceOutputs]], config: TrackerConfig) -> di
             totals[midi // 12] += 1
     return {f"C{o - 1}-B{o - 1}": {"notes": int(totals[o]), "onset_recall": round(hits[o] / totals[o], 3)}
             for o in range(10) if totals[o]}  # fmt: skip
+
+
+MISS_TOP_MIDI = 72  # misses: notes under C5, where real piano is lost
+MISS_SEEN_FRAMES = 15  # a note counts as seen when its frame probability reaches 0.3 within these frames
+
+
+def miss_kinds(examples: list[tuple[np.ndarray, list[tuple]]], config: TrackerConfig) -> dict:
+    """Share of the reference notes under C5 of (model outputs (n, 2+, 84), reference notes) examples by
+    what became of them (see the module docstring)."""
+    from rtamt.constants import HOP_S, MIDI_MIN
+    from rtamt.tracker import NoteTracker
+
+    kinds = {"found": 0, "inside an earlier detected note": 0, "never seen": 0, "other": 0}
+    for probs, reference in examples:
+        tracker = NoteTracker(config)
+        detected: dict[int, list[tuple[float, float]]] = {}
+        for on, off, pitch, _ in events_to_notes(tracker.process(probs[:, :2]) + tracker.flush()):
+            detected.setdefault(pitch, []).append((on, off))
+        for on, _, pitch in reference:
+            if not MIDI_MIN <= pitch < MISS_TOP_MIDI:
+                continue
+            notes = np.array(detected.get(pitch, [(np.inf, np.inf)]))
+            first = int(round(on / HOP_S))
+            if np.min(np.abs(notes[:, 0] - on)) <= 0.05:
+                kind = "found"
+            elif np.any((notes[:, 0] < on - 0.05) & (notes[:, 1] > on + 0.03)):
+                kind = "inside an earlier detected note"
+            elif probs[first : first + MISS_SEEN_FRAMES, 1, pitch - MIDI_MIN].max(initial=0.0) < 0.3:
+                kind = "never seen"
+            else:
+                kind = "other"
+            kinds[kind] += 1
+    total = max(sum(kinds.values()), 1)
+    return {"notes": total, **{k: round(v / total, 3) for k, v in kinds.items()}}
 
 
 def lowpass(split: Path, model: Path, count: int = 8) -> dict:
@@ -150,7 +189,7 @@ def eqmatch(folders: list[Path], like: Path, out: Path, max_gain_db: float = 40.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["thresholds", "octaves", "lowpass", "resynth", "eqmatch"])
+    parser.add_argument("what", choices=["thresholds", "octaves", "misses", "lowpass", "resynth", "eqmatch"])
     parser.add_argument("folders", type=Path, nargs="*", help="folders of recordings (thresholds, octaves)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="model-output cache folder")
     parser.add_argument("--data", type=Path, default=Path("data/synth-live/valid"))
@@ -160,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--velocity", type=int, nargs=2, default=(80, 80), help="resynth: velocity range (uniform)")
     parser.add_argument("--like", type=Path, help="eqmatch: folder whose pieces' spectra to match")
     parser.add_argument("--rt60", type=float, default=0.0, help="resynth: synthetic room's RT60 in s (0: dry)")
+    parser.add_argument("--split", type=Path, nargs="*", default=[], help="misses: validation splits too (40 examples each)")
     args = parser.parse_args(argv)
     model = args.models or models_dir()
     config = TrackerConfig.from_json(Backbone(model / "backbone.onnx").meta["tracker"])
@@ -169,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         result = eqmatch(args.folders, args.like, args.out)
     elif args.what == "resynth":
         result = resynth(args.folders, args.out, args.soundfont, tuple(args.velocity), args.rt60)
+    elif args.what == "misses":
+        from rtamt.training.tune import probabilities
+
+        result = {str(folder): miss_kinds([(p.frames, p.reference) for p in (piece_outputs(d, model, args.cache)
+                                                                              for d in piece_dirs(folder))], config)
+                  for folder in args.folders}  # fmt: skip
+        result |= {str(split): miss_kinds(probabilities(model / "backbone.onnx", split, 40), config) for split in args.split}
     elif not args.folders:
         parser.error(f"{args.what} needs folders of recordings")
     else:
