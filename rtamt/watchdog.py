@@ -95,6 +95,16 @@ class ExitDeadline:
         self._armed = False
 
 
+def default_stop_signals() -> None:
+    """In a forked worker process: SIGINT and SIGTERM unblocked and handled as the system does. A fork
+    inherits its parent's handlers and signal mask (:class:`StopSignals` takes both signals to stop
+    cleanly), and a worker that only records SIGTERM outlives ``Pool.terminate``: the pool's owner then
+    waits for it for ever."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, StopSignals.SIGNALS)
+    for number in StopSignals.SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+
+
 class StopSignals:
     """Ctrl-C (SIGINT) and SIGTERM as a request to stop, from the moment :meth:`install` is called: the
     first sets ``requested`` (and remembers ``signal``) and arms ``deadline``, which ends the process with

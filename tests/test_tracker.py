@@ -268,6 +268,36 @@ def test_threshold_search_with_workers_equals_one_process() -> None:
     assert search(data, lookahead=2, rounds=1, workers=2) == walk
 
 
+def test_a_search_pool_ends_even_when_the_parent_only_records_sigterm() -> None:
+    """A Python SIGTERM handler left in the parent (``rtamt live`` used as a library takes the signal to stop
+    cleanly) must not keep forked workers alive through terminate(): the search would wait for ever."""
+    import signal
+    import threading
+    import time
+
+    from rtamt.training.tune import forked_pool
+
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda number, _: received.append(number))
+    shared: list = []
+    results: list = []
+
+    def run() -> None:
+        with forked_pool(2, shared, [1]) as pool:
+            results.extend(pool.map(abs, [-1, -2, -3]))
+            pool.map_async(time.sleep, [60.0, 60.0])  # busy workers when the pool ends
+            time.sleep(0.5)
+
+    try:
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(30.0)
+        assert not worker.is_alive(), "the pool's workers outlived terminate()"
+        assert results == [1, 2, 3] and not received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_fitted_leads_undo_a_known_lag() -> None:
     from rtamt.training.tune import fit_leads, matches_per_pitch
 

@@ -40,6 +40,7 @@ from rtamt.training.instruments import (
 from rtamt.training.idioms import idiom_piece, sounding_offsets
 from rtamt.training.material import Line, corpus_piece, random_piece
 from rtamt.training.render import Note, midi_file, part_to_midi, soundfont_path
+from rtamt.watchdog import default_stop_signals
 
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 EXAMPLE_S = 30.0
@@ -211,6 +212,7 @@ def split_works(works: dict[str, list[corpus.Work]], split: str) -> dict[str, li
 
 
 def _init_worker(works: dict[str, list[corpus.Work]]) -> None:
+    default_stop_signals()
     _WORKS.update(works)
 
 

@@ -45,6 +45,7 @@ from rtamt.pipeline import MODES, settings_key
 from rtamt.normalize import EnergyNorm
 from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackerConfig, events_to_notes
 from rtamt.training.export import write_metadata
+from rtamt.watchdog import default_stop_signals
 
 SEARCH: dict[str, list] = {
     "onset_threshold": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
@@ -152,7 +153,7 @@ def forked_pool(workers: int, shared: list, items: list) -> Iterator:
     from multiprocessing import get_context
 
     shared[:] = items
-    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    pool = get_context("fork").Pool(workers, default_stop_signals) if workers > 1 else None
     try:
         yield pool
     finally:
