@@ -20,18 +20,19 @@ import numpy as np
 
 from rtamt.attacks import alignment_summary, attack_offsets_s, energy_rise
 from rtamt.chain import Chain
+from rtamt.constants import SAMPLE_RATE
 from rtamt.cqt import CQTConfig, SlidingCQT
-from rtamt.normalize import EnergyNorm
+from rtamt.frontend import build_frontend
 
 
 def analyse(examples, gamma_hz: float) -> dict:
-    """examples: (audio at 22,050 Hz, [(onset_s, offset_s, midi)]) pairs."""
-    cqt = SlidingCQT(CQTConfig(lookahead_frames=0, gamma_hz=gamma_hz))
-    front = Chain([cqt, EnergyNorm()])
+    """examples: (audio blocks, sample rate, [(onset_s, offset_s, midi, ...)]) triples."""
     offsets, pitches = [], []
-    for audio, notes in examples:
-        front.reset()
-        offsets.append(attack_offsets_s(energy_rise(front.run([audio]), cqt.latency_ms), notes))
+    for blocks, rate, notes in examples:
+        stages = build_frontend(rate, CQTConfig(lookahead_frames=0, gamma_hz=gamma_hz)).stages
+        front = Chain(stages[:-1])  # resampler, CQT, normalisation: no harmonic stack
+        cqt = next(stage for stage in stages if isinstance(stage, SlidingCQT))
+        offsets.append(attack_offsets_s(energy_rise(front.run(blocks), cqt.latency_ms), notes))
         pitches.append(np.array([int(n[2]) for n in notes], dtype=int))
         print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -39,14 +40,12 @@ def analyse(examples, gamma_hz: float) -> dict:
 
 
 def folder_examples(folder: Path):
-    from rtamt.audio import read_all
+    from rtamt.audio import probe, read_blocks
     from rtamt.evaluate import read_notes_csv
-    from rtamt.resample import Resampler
+    from rtamt.latency import piece_dirs
 
-    for piece in sorted(p for p in folder.iterdir() if (p / "mix.flac").exists()):
-        audio, rate = read_all(piece / "mix.flac")
-        resampler = Resampler(rate)
-        yield np.concatenate([resampler.process(audio.reshape(-1)), resampler.flush()]), read_notes_csv(piece / "notes.csv")
+    for piece in piece_dirs(folder):
+        yield read_blocks(piece / "mix.flac", 4096), probe(piece / "mix.flac").samplerate, read_notes_csv(piece / "notes.csv")
 
 
 def split_examples(split: Path, limit: int):
@@ -54,7 +53,8 @@ def split_examples(split: Path, limit: int):
 
     shards = ShardSet(split)
     for index, example in enumerate(shards.examples[:limit]):
-        yield shards.segment(index, 0, example.length), [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes]
+        notes = [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes]
+        yield [shards.segment(index, 0, example.length)], SAMPLE_RATE, notes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,7 +188,7 @@ def measure(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: Cluste
         events = replay(piece, tracker, clusters)
         row = note_metrics(piece.reference, events_to_notes(events), frames=frames)
         latency, pitch, matched = matched_latencies(piece.reference, events, piece.emit_delay_s)
-        attack = piece.attack_offset_s[matched] if len(matched) else np.zeros(0)
+        attack = piece.attack_offset_s[matched]
         from_attack.append((latency - attack)[np.isfinite(attack)])
         row["matched_notes"] = len(latency)
         row["channels"] = len({e.timbre for e in events if e.on})

@@ -36,7 +36,7 @@ def test_a_label_that_leads_the_sound_shows_up_as_a_positive_offset() -> None:
     starts = [1.0, 2.0, 3.0, 4.0]
     for midi in (45, 72):  # a low note (long, late bins) and a high one
         audio = plucked(midi, starts)
-        exact = alignment.analyse([(audio, [(s, s + 0.5, midi) for s in starts])], gamma_hz=10.0)["all"]
-        early = alignment.analyse([(audio, [(s - 0.03, s + 0.5, midi) for s in starts])], gamma_hz=10.0)["all"]
+        exact = alignment.analyse([([audio], SAMPLE_RATE, [(s, s + 0.5, midi) for s in starts])], gamma_hz=10.0)["all"]
+        early = alignment.analyse([([audio], SAMPLE_RATE, [(s - 0.03, s + 0.5, midi) for s in starts])], gamma_hz=10.0)["all"]
         assert abs(exact["median_ms"]) <= 12.0, (midi, exact)  # the group delay is taken out
         assert 20.0 <= early["median_ms"] - exact["median_ms"] <= 40.0, (midi, exact, early)

@@ -28,6 +28,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from music21 import chord, converter, corpus, harmony, note, stream, tempo
 
+from rtamt.watchdog import default_stop_signals
+
 CORPUS_ROOT = Path(corpus.__file__).parent
 DEFAULT_QUARTER_BPM = 90.0  # tempo of works (or of the start of works) without any tempo mark
 DEFAULT_VELOCITY = 80
@@ -359,7 +361,7 @@ def build_cache(
     paths = list_works(max_works, seed) + list_works(monophonic_works, seed, monophonic=True)
     works: list[Work] = []
     empty_files = 0
-    with multiprocessing.Pool(max(1, workers), maxtasksperchild=WORKER_MAX_TASKS) as pool:
+    with multiprocessing.Pool(max(1, workers), default_stop_signals, maxtasksperchild=WORKER_MAX_TASKS) as pool:
         results = pool.imap(_guarded_extract, paths, chunksize=1)
         for file_works in _progress(results, len(paths), progress):
             works.extend(file_works)
