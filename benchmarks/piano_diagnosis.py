@@ -3,6 +3,7 @@
     python benchmarks/piano_diagnosis.py thresholds ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
     python benchmarks/piano_diagnosis.py octaves ../shared/data/maps-dev [--models DIR]
     python benchmarks/piano_diagnosis.py misses ../shared/data/maps-dev [--split data/synth/valid data/synth-live/valid]
+    python benchmarks/piano_diagnosis.py offsets ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
     python benchmarks/piano_diagnosis.py lowpass --data data/synth-live/valid [--models DIR]
     python benchmarks/piano_diagnosis.py resynth ../shared/data/maps-dev --out /tmp/maps-fluid [--soundfont FluidR3_GM]
     python benchmarks/piano_diagnosis.py eqmatch ../shared/data/maps-dev --like /tmp/maps-fluid --out /tmp/maps-eq
@@ -14,7 +15,11 @@ and frame thresholds on every piece (a diagnosis on evaluation data, not a way t
 reference notes under C5 of folders (and of the first 40 examples of each ``--split``) by what became of
 them: found (onset within 50 ms), inside an earlier detected note of the same pitch (a re-strike the
 tracker did not start), never seen (frame probability under 0.3 over the note's first 15 frames), or
-other (seen, but started too late or not at all); ``lowpass`` scores the
+other (seen, but started too late or not at all); ``offsets`` compares the note ends of onset-matched notes
+with the annotated ones (duration ratio, end minus annotated end, share within mir_eval's offset tolerance)
+and gives the with-offset F1 as tracked and with every note cut at the next note-on at least
+``LEGATO_GAP_S`` after its start (a stand-in for a pianist's key release under the pedal, to see how much
+of the with-offset loss is where a note is taken to end; a diagnosis, not a rule to ship); ``lowpass`` scores the
 first solo-piano idiom examples of a synthetic split as rendered and low-passed at 7.8 kHz (MAPS is 16 kHz
 audio); ``resynth`` renders each recording's note list with a soundfont's grand piano (velocity 80, no pedal,
 16 kHz like MAPS) into a folder of the same layout, so ``octaves`` on both tells the real piano's sound
@@ -38,7 +43,7 @@ import numpy as np
 from rtamt.audio import read_all
 from rtamt.backbone import Backbone
 from rtamt.constants import SAMPLE_RATE
-from rtamt.evaluate import matched_note_ons, note_metrics
+from rtamt.evaluate import matched_note_ons, matched_notes, note_metrics
 from rtamt.latency import PieceOutputs, default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
 from rtamt.tracker import TrackerConfig, events_to_notes
@@ -99,6 +104,48 @@ def miss_kinds(examples: list[tuple[np.ndarray, list[tuple]]], config: TrackerCo
             kinds[kind] += 1
     total = max(sum(kinds.values()), 1)
     return {"notes": total, **{k: round(v / total, 3) for k, v in kinds.items()}}
+
+
+LEGATO_GAP_S = 0.1  # offsets: a note is cut at the first later note-on at least this long after its start
+
+
+def cut_at_next_onset(notes: list[tuple], gap_s: float = LEGATO_GAP_S) -> list[tuple]:
+    """Each note (onset_s, offset_s, midi, ...) ended at the first other note-on at least ``gap_s`` after
+    its start, when that comes before its own end (never shorter than 50 ms)."""
+    onsets = np.sort([n[0] for n in notes])
+    out = []
+    for on, off, *rest in notes:
+        later = onsets[onsets >= on + gap_s]
+        end = min(off, later[0]) if len(later) else off
+        out.append((on, max(end, on + 0.05), *rest))
+    return out
+
+
+def offsets(pieces: list[tuple[str, PieceOutputs]], config: TrackerConfig) -> dict:
+    """Per folder: how the ends of onset-matched notes lie against the annotated ends, and the with-offset
+    F1 as tracked and with notes cut at the next note-on."""
+    out: dict[str, dict] = {}
+    for folder in dict.fromkeys(name for name, _ in pieces):
+        ratios, errors, tracked, cut = [], [], [], []
+        for _, piece in (item for item in pieces if item[0] == folder):
+            notes = events_to_notes(replay(piece, config, None))
+            for i, j in matched_notes(piece.reference, notes):
+                (ref_on, ref_off, _), (on, off) = piece.reference[i], notes[j][:2]
+                ratios.append((off - on) / max(ref_off - ref_on, 1e-3))
+                errors.append(off - ref_off)
+            tracked.append(note_metrics(piece.reference, notes, frames=False)["offset_f1"])
+            cut.append(note_metrics(piece.reference, cut_at_next_onset(notes), frames=False)["offset_f1"])
+        errors_ms = np.array(errors) * 1000
+        out[folder] = {
+            "matched notes": len(ratios),
+            "duration ratio quartiles": np.round(np.percentile(ratios, [25, 50, 75]), 2).tolist(),
+            "end minus annotated end, quartiles (ms)": np.round(np.percentile(errors_ms, [25, 50, 75]), 1).tolist(),
+            "share ending over 50 ms late": round(float(np.mean(errors_ms > 50)), 3),
+            "share ending over 50 ms early": round(float(np.mean(errors_ms < -50)), 3),
+            "with-offset F1": round(float(np.mean(tracked)), 3),
+            f"with-offset F1, cut at the next note-on {LEGATO_GAP_S:g} s on": round(float(np.mean(cut)), 3),
+        }
+    return out
 
 
 def lowpass(split: Path, model: Path, count: int = 8) -> dict:
@@ -189,8 +236,9 @@ def eqmatch(folders: list[Path], like: Path, out: Path, max_gain_db: float = 40.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["thresholds", "octaves", "misses", "lowpass", "resynth", "eqmatch"])
-    parser.add_argument("folders", type=Path, nargs="*", help="folders of recordings (thresholds, octaves)")
+    parser.add_argument("what", choices=["thresholds", "octaves", "misses", "offsets", "lowpass", "resynth",
+                                                   "eqmatch"])
+    parser.add_argument("folders", type=Path, nargs="*", help="folders of recordings (thresholds, octaves, offsets)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="model-output cache folder")
     parser.add_argument("--data", type=Path, default=Path("data/synth-live/valid"))
     parser.add_argument("--models", type=Path, default=None)
@@ -221,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pieces = [(folder.name, piece_outputs(piece, model, args.cache))
                   for folder in args.folders for piece in piece_dirs(folder)]  # fmt: skip
-        result = thresholds(pieces, config) if args.what == "thresholds" else octaves(pieces, config)
+        result = {"thresholds": thresholds, "octaves": octaves, "offsets": offsets}[args.what](pieces, config)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -79,19 +79,22 @@ def note_metrics(reference: list[tuple], estimate: list[tuple], onset_tolerance:
     return {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in result.items()}
 
 
+def matched_notes(reference: list[tuple], estimate: list[tuple]) -> list[tuple[int, int]]:
+    """(reference index, estimate index) of every pair of notes (onset_s, offset_s, midi, ...) matched by
+    onset and pitch (mir_eval, 50 ms), one-to-one."""
+    if not reference or not estimate:
+        return []
+    ref_i, ref_p = _arrays(reference)
+    est_i, est_p = _arrays(estimate)
+    return list(_mir_eval().transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S,
+                                                      offset_ratio=None))  # fmt: skip
+
+
 def matched_note_ons(reference: list[tuple], events: list[NoteEvent]) -> list[tuple[int, NoteEvent]]:
     """(reference index, note-on event) of every reference note matched by onset and pitch (mir_eval,
     50 ms), one-to-one."""
-    mir_eval = _mir_eval()
     ons = [e for e in events if e.on]
-    if not reference or not ons:
-        return []
-    ref_i, ref_p = _arrays(reference)
-    est_i = np.array([[e.time_s, e.time_s + 0.1] for e in ons])
-    est_p = pitch_to_hz(np.array([e.pitch for e in ons], dtype=float))
-    pairs = mir_eval.transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE_S,
-                                               offset_ratio=None)  # fmt: skip
-    return [(i, ons[j]) for i, j in pairs]
+    return [(i, ons[j]) for i, j in matched_notes(reference, [(e.time_s, e.time_s + 0.1, e.pitch) for e in ons])]
 
 
 def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""benchmarks/piano_diagnosis.py misses: what became of each reference note, sorted as documented."""
+"""benchmarks/piano_diagnosis.py: misses sorts what became of each reference note as documented; offsets
+cuts notes at the next note-on."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from rtamt.tracker import TrackerConfig
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_misses_sorts_found_restruck_unseen_and_other_notes() -> None:
+def load_diagnosis():
     spec = importlib.util.spec_from_file_location("piano_diagnosis", ROOT / "benchmarks" / "piano_diagnosis.py")
     diagnosis = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(diagnosis)
+    return diagnosis
+
+
+def test_misses_sorts_found_restruck_unseen_and_other_notes() -> None:
+    diagnosis = load_diagnosis()
     probs = np.zeros((300, 2, N_PITCHES), dtype=np.float32)
     a, b = 48 - MIDI_MIN, 50 - MIDI_MIN
     probs[20, 0, a], probs[20:120, 1, a] = 0.9, 0.9  # pitch 48: one note over frames 20-119
@@ -31,3 +37,14 @@ def test_misses_sorts_found_restruck_unseen_and_other_notes() -> None:
     config = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, sustain_threshold=0.4, sustain_frames=2)
     kinds = diagnosis.miss_kinds([(probs, reference)], config)
     assert kinds == {"notes": 4, "found": 0.25, "inside an earlier detected note": 0.25, "never seen": 0.25, "other": 0.25}
+
+
+def test_offsets_cut_notes_at_the_next_note_on_after_the_gap() -> None:
+    cut = load_diagnosis().cut_at_next_onset
+    notes = [(0.0, 2.0, 60, 80), (0.05, 1.0, 64, 80), (0.5, 0.7, 67, 80), (3.0, 3.02, 72, 80)]
+    assert cut(notes, 0.1) == [
+        (0.0, 0.5, 60, 80),  # the note-on at 0.05 s is under the gap; the one at 0.5 s ends it
+        (0.05, 0.5, 64, 80),
+        (0.5, 0.7, 67, 80),  # ends by itself before the next note-on at 3 s
+        (3.0, 3.05, 72, 80),  # never shorter than 50 ms
+    ]

@@ -1,4 +1,5 @@
-"""The timbre encoder's contrastive loss: cross-register positives can be weighted up."""
+"""The timbre encoder's contrastive loss: cross-register positives can be weighted up; with ``cross_mix``
+one loss spans the crops of a batch, each slot labelled by its sound."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rtamt.training.timbre import supcon_loss  # noqa: E402
+from rtamt.training.timbre import TimbreConfig, batch_loss, supcon_loss  # noqa: E402
 
 
 def unit(*rows: list[float]) -> torch.Tensor:
@@ -25,3 +26,43 @@ def test_far_positives_weigh_more_when_asked() -> None:
     assert weighted > plain  # the far positive is the poorly matched one: counting it more costs more
     together = unit([1.0, 0.0, 0.0], [0.95, 0.1, 0.0], [0.9, 0.0, 0.1], [0.0, 1.0, 0.0])
     assert supcon_loss(together, labels, 0.15, pitch, 2.0) < weighted  # pulling the registers together pays
+
+
+class FixedEncoder(torch.nn.Module):
+    """Returns a fixed (1, D, 84, T) embedding per crop, whatever the input."""
+
+    def __init__(self, embedding: torch.Tensor) -> None:
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, hcqt: torch.Tensor):
+        return (self.embedding,)
+
+
+def test_cross_mix_gives_solo_crops_negatives_and_same_sounds_positives() -> None:
+    # Two solo crops (one instrument each, slot 0). Per crop, neither sees the other: embedding the two
+    # sounds alike or apart costs the same. Across the batch, the loss tells them apart by their sounds.
+    frames, lookahead = 200, 2
+    instrument = torch.full((2, 84, frames), -1, dtype=torch.int64)
+    instrument[:, 40, 180:190] = 0
+    instrument[:, 52, 180:190] = 0
+    apart = torch.zeros(2, 3, 84, frames)
+    apart[0, 0] = 1.0  # crop 0's instrument points one way, crop 1's another
+    apart[1, 1] = 1.0
+    alike = apart.clone()
+    alike[1] = apart[0]
+    batch = {"hcqt": torch.zeros(2, 8, 252, frames), "instrument": instrument}
+    generator = torch.Generator().manual_seed(0)
+
+    def loss(embedding: torch.Tensor, config: TimbreConfig, timbre: list[int] | None = None) -> float:
+        given = batch if timbre is None else dict(batch, timbre=torch.tensor([[t] + [-1] * 15 for t in timbre]))
+        return float(batch_loss(FixedEncoder(embedding), given, config, generator)[0])
+
+    plain = TimbreConfig(bins_per_crop=64, lookahead=lookahead)
+    assert loss(apart, plain) == pytest.approx(loss(alike, plain))
+    crossed = TimbreConfig(bins_per_crop=64, lookahead=lookahead, cross_mix=True)
+    assert loss(alike, crossed, [3, 5]) > loss(apart, crossed, [3, 5])  # two sounds: apart pays
+    assert loss(apart, crossed, [3, 3]) > loss(alike, crossed, [3, 3])  # one sound in both crops: together pays
+    _, positive, negative, _ = batch_loss(FixedEncoder(apart), dict(batch, timbre=torch.tensor([[3] + [-1] * 15] * 2)),
+                                          crossed, generator)  # fmt: skip
+    assert negative != negative and positive < 1.0  # no negatives (NaN); the other crop's bins are positives

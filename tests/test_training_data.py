@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -119,7 +121,7 @@ def test_augmentation_keeps_audio_usable_and_reports_detune() -> None:
 
 @needs_synth
 def test_tiny_build_writes_shards_that_the_dataset_reads(tmp_path, monkeypatch) -> None:
-    from rtamt.training.dataset import ShardSet, SynthCrops
+    from rtamt.training.dataset import MAX_SLOTS, ShardSet, SynthCrops
 
     monkeypatch.setattr(data, "SHARD_EXAMPLES", 2)
     timing = data.build_split(tmp_path, "train", 3 * data.EXAMPLE_S / 3600, CONFIG, {}, workers=1)
@@ -140,3 +142,12 @@ def test_tiny_build_writes_shards_that_the_dataset_reads(tmp_path, monkeypatch) 
     assert item["onset"].shape == item["frame"].shape == item["instrument"].shape == (84, 100)
     assert set(np.unique(item["frame"].numpy())) <= {0.0, 1.0}
     assert item["instrument"].min() >= SHARED_BIN and np.isfinite(item["hcqt"].numpy()).all()
+    # Each slot's sound has one id across the set: the same bank and program in two examples share it.
+    metas = [m for path in sorted((tmp_path / "train").glob("*.json")) for m in json.loads(path.read_text())["examples"]]
+    sounds = [(m["soundfont"], inst["program"], inst["name"]) for m in metas for inst in m["instruments"]]
+    ids = [i for example in shards.examples for i in example.timbres]
+    assert len(ids) == len(sounds) and len(set(ids)) == len(set(sounds))
+    assert all((ids[a] == ids[b]) == (sounds[a] == sounds[b]) for a in range(len(ids)) for b in range(len(ids)))
+    example, _ = crops.crop_position(0, np.random.default_rng([crops.seed, crops.epoch, 0, 1]))
+    slots = len(shards.examples[example].timbres)
+    assert item["timbre"].shape == (MAX_SLOTS,) and (item["timbre"][:slots] >= 0).all() and (item["timbre"][slots:] == -1).all()

@@ -22,6 +22,7 @@ from rtamt.training.augment import AugmentConfig, augment
 from rtamt.training.labels import OFFSET, ONSET, targets
 
 PREROLL_FRAMES = 172  # 2.0 s: longer than the longest CQT window (1.6 s)
+MAX_SLOTS = 16  # instrument slots per example that a crop's timbre ids can name (mixes have up to 5)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ExampleRef:
     length: int
     notes: np.ndarray  # (n, 5) onset, offset, pitch, velocity, instrument slot
     key_offs: np.ndarray  # (n,) key releases (the offsets where the set has no key-off column)
+    timbres: tuple[int, ...] = ()  # per instrument slot: the set-wide id of its sound (bank and program)
 
 
 class ShardSet:
@@ -40,6 +42,7 @@ class ShardSet:
         self.directory = Path(directory)
         self.audio: list[np.ndarray] = []
         self.examples: list[ExampleRef] = []
+        self.timbre_names: dict[str, int] = {}  # "bank|program|name" -> set-wide timbre id
         for shard, meta_path in enumerate(sorted(self.directory.glob("shard-*.json"))):
             meta = json.loads(meta_path.read_text())
             base = str(meta_path)[: -len(".json")]
@@ -48,9 +51,16 @@ class ShardSet:
             for i, ex in enumerate(meta["examples"]):
                 rows = notes[notes[:, 5] == i]
                 key_offs = rows[:, 6] if rows.shape[1] > 6 else rows[:, 1]
-                self.examples.append(ExampleRef(shard, ex["offset"], ex["length"], rows[:, :5], key_offs))
+                timbres = tuple(self.timbre_id(ex, slot) for slot in range(len(ex.get("instruments", []))))
+                self.examples.append(ExampleRef(shard, ex["offset"], ex["length"], rows[:, :5], key_offs, timbres))
         if not self.examples:
             raise FileNotFoundError(f"no shards under {self.directory} (build them with rtamt.training.data)")
+
+    def timbre_id(self, example: dict, slot: int) -> int:
+        """The set-wide id of one instrument slot's sound: the same bank and program in any example share it."""
+        inst = example["instruments"][slot]
+        name = f"{example.get('soundfont')}|{inst.get('program')}|{inst.get('name')}"
+        return self.timbre_names.setdefault(name, len(self.timbre_names))
 
     def segment(self, index: int, start: int, length: int) -> np.ndarray:
         """Samples [start, start + length) of example ``index`` as float32, zero outside the example."""
@@ -126,11 +136,15 @@ class SynthCrops(torch.utils.data.Dataset):
             notes[:, OFFSET] = self.shards.examples[example].key_offs
         notes[:, [ONSET, OFFSET]] = (notes[:, [ONSET, OFFSET]] - first_sample / SAMPLE_RATE) * time_scale
         labels = targets(notes, self.crop_frames, start_s=PREROLL_FRAMES * HOP_S)
+        timbre = np.full(MAX_SLOTS, -1, dtype=np.int64)  # slot -> set-wide timbre id (-1: none)
+        slots = self.shards.examples[example].timbres[:MAX_SLOTS]
+        timbre[: len(slots)] = slots
         return {
             "hcqt": torch.from_numpy(np.ascontiguousarray(frames.transpose(1, 2, 0))),  # (8, 252, T)
             "onset": torch.from_numpy(labels["onset"]),
             "frame": torch.from_numpy(labels["frame"]),
             "instrument": torch.from_numpy(labels["instrument"].astype(np.int64)),
+            "timbre": torch.from_numpy(timbre),
         }
 
 

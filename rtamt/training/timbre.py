@@ -7,8 +7,11 @@ Loss: supervised InfoNCE over the active (pitch, frame) bins of each crop, tempe
 positives are the bins its own instrument plays, its negatives every other active bin of the same mix.
 Bins where two instruments share a pitch are left out. With ``--cross-register-weight W`` a positive an
 octave or more from its anchor counts 1 + W times (one instrument's low and high registers pulled
-together). The encoder never sees the backbone: both read the same HCQT, so the backbone stays frozen by
-construction.
+together). With ``--cross-mix`` the loss is taken over the bins of every crop of the batch at once, an
+instrument slot labelled by its sound (bank and program): the same sound in another crop is a positive and
+every other sound a negative, so a solo crop (which alone has no negatives) teaches too, and the register
+an instrument happens to play in one mix no longer tells it apart. The encoder never sees the backbone:
+both read the same HCQT, so the backbone stays frozen by construction.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class TimbreConfig(RunConfig):
     valid_items: int = 64
     cross_register_weight: float = 0.0  # extra weight of positives REGISTER_SEMITONES or more apart
     register_film: bool = False  # per-bin scale and shift before the head (TimbreEncoder)
+    cross_mix: bool = False  # one loss over the batch's crops: the same sound in another crop is a positive
 
 
 REGISTER_SEMITONES = 12  # "another register": an octave or more apart
@@ -78,17 +82,25 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
 
 
 def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generator: torch.Generator):
-    """Mean contrastive loss over the crops of a batch, the mean positive and negative cosine, and the
-    mean cosine of positives an octave or more apart."""
+    """Mean contrastive loss over the crops of a batch (with ``cross_mix``, one loss over the bins of all
+    its crops), the mean positive and negative cosine, and the mean cosine of positives an octave or more
+    apart."""
     embedding, *_ = model(batch["hcqt"])
-    losses, pos_sims, neg_sims, far_sims = [], [], [], []
+    groups = []  # (embeddings, labels, pitches) the loss is taken over: one per crop, or the batch pooled
     for b in range(embedding.shape[0]):  # bins are drawn on the CPU (the generator's device)
         pitch, frame = sample_bins(batch["instrument"][b], config.bins_per_crop, config.lookahead, generator)
         if len(pitch) < 2:
             continue
-        labels = batch["instrument"][b][pitch, frame].to(embedding.device)
+        labels = batch["instrument"][b][pitch, frame]
+        if config.cross_mix:  # the slot's sound, the same in every crop that plays it
+            labels = batch["timbre"][b][labels]
         pitch, frame = pitch.to(embedding.device), frame.to(embedding.device)
         e = embedding[b, :, pitch, frame + config.lookahead].T  # output t + L describes frame t
+        groups.append((e, labels.to(embedding.device), pitch))
+    if config.cross_mix and groups:
+        groups = [tuple(torch.cat(parts) for parts in zip(*groups))]
+    losses, pos_sims, neg_sims, far_sims = [], [], [], []
+    for e, labels, pitch in groups:
         loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
         if loss is not None:
             losses.append(loss)
@@ -120,7 +132,8 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
         return value, f"pos {pos:.2f} neg {neg:.2f}"
 
     task = Task(model, loss, lambda loader: validate(model, loader, config, device), partial(load_grown, model),
-                warmup_steps=50, train_seed=config.seed + 1, keep_on_cpu=("instrument",), generator=generator)  # fmt: skip
+                warmup_steps=50, train_seed=config.seed + 1, keep_on_cpu=("instrument", "timbre"),
+                generator=generator)  # fmt: skip
     train_loop(data, out, config, task, device)
 
 
@@ -130,7 +143,7 @@ def validate(model: TimbreEncoder, loader, config: TimbreConfig, device: torch.d
     generator = torch.Generator().manual_seed(0)
     losses, pos, neg, far = [], [], [], []
     for batch in loader:
-        loss, p, n, f = batch_loss(model, to_device(batch, device, keep=("instrument",)), config, generator)
+        loss, p, n, f = batch_loss(model, to_device(batch, device, keep=("instrument", "timbre")), config, generator)
         if loss is not None:
             losses.append(float(loss))
             pos.append(p)
