@@ -545,6 +545,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
                         help="tune with that mode's tracker settings and store as that mode's clusterer")
     parser.add_argument("--max-decision-frames", type=int, default=None,
                         help="longest decision window allowed (the note-on waits for it)")
+    parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search after the grid")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     backbone = Backbone(args.models / "backbone.onnx")
@@ -554,8 +555,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
-    best, (f, exact) = search_clusters(data, tracker, max_decision_frames=args.max_decision_frames,
-                                       workers=args.workers, stored=stored)
+    best, (f, exact) = search_clusters(data, tracker, args.rounds, args.max_decision_frames, args.workers, stored)
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
                       "mixes": len(data), "splits": [str(d) for d in args.data]}, indent=2))  # fmt: skip
