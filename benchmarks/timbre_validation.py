@@ -1,11 +1,13 @@
 """The timbre encoder's validation figures for saved checkpoints, on one validation split.
 
     python benchmarks/timbre_validation.py models/checkpoints/timbre-live.pt models/checkpoints/timbre-xreg.pt \
-        [--data data/synth-live/valid] [--cross-register-weight 2.0]
+        [--data data/synth-live/valid] [--cross-register-weight 2.0] [--cross-mix]
 
 For each checkpoint: the contrastive loss (positives an octave or more apart weighted 1 + W), the mean
 cosine of same-instrument bins, of different-instrument bins, and of same-instrument bins an octave or
-more apart, as the training run's validation reports them (64 crops, fixed bins).
+more apart, as the training run's validation reports them (64 crops, fixed bins); per crop, or with
+``--cross-mix`` over each batch of 8 crops (another crop's sound a negative), whatever the checkpoint
+was trained with.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--data", type=Path, default=Path("data/synth-live/valid"))
     parser.add_argument("--cross-register-weight", type=float, default=2.0)
+    parser.add_argument("--cross-mix", action="store_true",
+                        help="score every checkpoint with one loss over each batch of crops (else per crop)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     known = {f.name for f in fields(TimbreConfig)}
     for checkpoint in args.checkpoints:
         state = load_checkpoint(checkpoint)
         stored = {k: v for k, v in state["config"].items() if k in known}
-        config = TimbreConfig(**{**stored, "batch": 8, "cross_register_weight": args.cross_register_weight})
-        model = TimbreEncoder(config.dim, config.width)
+        config = TimbreConfig(**{**stored, "batch": 8, "cross_register_weight": args.cross_register_weight,
+                                 "cross_mix": args.cross_mix})
+        model = TimbreEncoder(config.dim, config.width, config.register_film)
         model.load_state_dict(state["model"])
         crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
         loader = torch.utils.data.DataLoader(crops, batch_size=8, num_workers=0)
