@@ -4,6 +4,7 @@
     python benchmarks/piano_diagnosis.py octaves ../shared/data/maps-dev [--models DIR]
     python benchmarks/piano_diagnosis.py misses ../shared/data/maps-dev [--split data/synth/valid data/synth-live/valid]
     python benchmarks/piano_diagnosis.py offsets ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
+    python benchmarks/piano_diagnosis.py pedal ../shared/data/maps-dev ../shared/data/bach10 [--models DIR]
     python benchmarks/piano_diagnosis.py lowpass --data data/synth-live/valid [--models DIR]
     python benchmarks/piano_diagnosis.py resynth ../shared/data/maps-dev --out /tmp/maps-fluid [--soundfont FluidR3_GM]
     python benchmarks/piano_diagnosis.py eqmatch ../shared/data/maps-dev --like /tmp/maps-fluid --out /tmp/maps-eq
@@ -19,7 +20,9 @@ other (seen, but started too late or not at all); ``offsets`` compares the note 
 with the annotated ones (duration ratio, end minus annotated end, share within mir_eval's offset tolerance)
 and gives the with-offset F1 as tracked and with every note cut at the next note-on at least
 ``LEGATO_GAP_S`` after its start (a stand-in for a pianist's key release under the pedal, to see how much
-of the with-offset loss is where a note is taken to end; a diagnosis, not a rule to ship); ``lowpass`` scores the
+of the with-offset loss is where a note is taken to end; a diagnosis, not a rule to ship); ``pedal`` gives,
+per piece, the share of frames with the sustain stage's pedal down (rtamt/sustain.py) and the with-offset
+F1, frame F1 and channels of the accurate chain without and with that stage; ``lowpass`` scores the
 first solo-piano idiom examples of a synthetic split as rendered and low-passed at 7.8 kHz (MAPS is 16 kHz
 audio); ``resynth`` renders each recording's note list with a soundfont's grand piano (velocity 80, no pedal,
 16 kHz like MAPS) into a folder of the same layout, so ``octaves`` on both tells the real piano's sound
@@ -42,10 +45,13 @@ import numpy as np
 
 from rtamt.audio import read_all
 from rtamt.backbone import Backbone
+from rtamt.cluster import ClusterConfig
 from rtamt.constants import SAMPLE_RATE
 from rtamt.evaluate import matched_note_ons, matched_notes, note_metrics
 from rtamt.latency import PieceOutputs, default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
+from rtamt.pipeline import build_transcriber
+from rtamt.sustain import PedalChange, SustainStage
 from rtamt.tracker import TrackerConfig, events_to_notes
 
 
@@ -148,11 +154,33 @@ def offsets(pieces: list[tuple[str, PieceOutputs]], config: TrackerConfig) -> di
     return out
 
 
+def pedal(pieces: list[tuple[str, PieceOutputs]], config: TrackerConfig, clusters: ClusterConfig,
+          sustain: SustainStage) -> dict:  # fmt: skip
+    """Per folder and piece: the pedal-down share of frames, and the chain's figures without and with the
+    sustain stage."""
+    out: dict[str, dict] = {}
+    for folder, piece in pieces:
+        changes: list[PedalChange] = []
+        row: dict = {}
+        for name, stage in (("without", None), ("with", sustain)):
+            events = replay(piece, config, clusters, stage, changes)
+            scores = note_metrics(piece.reference, events_to_notes(events))
+            row[name] = {"offset_f1": round(scores["offset_f1"], 3), "frame_f1": round(scores["frame_f1"], 3),
+                         "channels": len({e.timbre for e in events if e.on})}  # fmt: skip
+        down = sum(c.frame * (-1 if c.down else 1) for c in changes)  # every down has its up
+        row["pedal down share"] = round(down / max(len(piece.frames), 1), 3)
+        out.setdefault(folder, {})[piece.name] = row
+    for rows in out.values():
+        rows["mean"] = {key: round(float(np.mean([r[key] if key == "pedal down share" else r["with"][key]
+                                                   for r in rows.values()])), 3)
+                        for key in ("pedal down share", "offset_f1", "frame_f1", "channels")}  # fmt: skip
+    return out
+
+
 def lowpass(split: Path, model: Path, count: int = 8) -> dict:
     import scipy.signal
 
     from rtamt.evaluate import evaluate_piece
-    from rtamt.pipeline import build_transcriber
     from rtamt.training.dataset import ShardSet
 
     shards = ShardSet(split)
@@ -236,7 +264,7 @@ def eqmatch(folders: list[Path], like: Path, out: Path, max_gain_db: float = 40.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["thresholds", "octaves", "misses", "offsets", "lowpass", "resynth",
+    parser.add_argument("what", choices=["thresholds", "octaves", "misses", "offsets", "pedal", "lowpass", "resynth",
                                                    "eqmatch"])
     parser.add_argument("folders", type=Path, nargs="*", help="folders of recordings (thresholds, octaves, offsets)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="model-output cache folder")
@@ -269,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pieces = [(folder.name, piece_outputs(piece, model, args.cache))
                   for folder in args.folders for piece in piece_dirs(folder)]  # fmt: skip
-        result = {"thresholds": thresholds, "octaves": octaves, "offsets": offsets}[args.what](pieces, config)
+        if args.what == "pedal":
+            chain = build_transcriber(model_dir=model)
+            result = pedal(pieces, config, chain.assigner.config, chain.sustain)
+        else:
+            result = {"thresholds": thresholds, "octaves": octaves, "offsets": offsets}[args.what](pieces, config)
     print(json.dumps(result, indent=1))
     return 0
 

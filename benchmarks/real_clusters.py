@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             reference: dict[str, list[tuple]] = {}
             for on, off, midi, instrument in read_notes_csv(piece / "notes.csv"):
                 reference.setdefault(instrument, []).append((on, off, midi))
-            events = replay(piece_out, base.tracker.config, config)
+            events = replay(piece_out, base.tracker.config, config, base.sustain)
             rows[f"{piece.parent.name}/{piece.name}"] = separation_metrics(reference, events)
         report["variants"][name] = {"config": asdict(config), "pieces": rows}
         print(f"{name}:", file=sys.stderr)

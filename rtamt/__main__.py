@@ -12,22 +12,31 @@ def _end_while_loading(signum: int, frame) -> None:  # noqa: ANN001
 
 
 def run() -> int:
-    """The command line. SIGINT or SIGTERM while the libraries load ends the program at once with 128 + the
-    signal: raised as a KeyboardInterrupt inside a native module's initialisation (onnxruntime's) it
-    becomes an ImportError with a traceback. A signal the process started by ignoring stays ignored."""
+    """The command line. SIGINT or SIGTERM while the libraries load and the arguments are read ends the
+    program at once with 128 + the signal (nothing is open yet): raised as a KeyboardInterrupt inside a
+    native module's initialisation (onnxruntime's) it becomes an ImportError with a traceback. The
+    handlers go back just before the command starts. A signal the process started by ignoring stays
+    ignored."""
     previous = {number: signal.getsignal(number) for number in STOPPING}
+
+    def give_back() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
     for number, handler in previous.items():
         if handler is not signal.SIG_IGN:
             signal.signal(number, _end_while_loading)
     try:
         from rtamt.cli import main
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    except BaseException:
+        give_back()
+        raise
     try:
-        return main()
+        return main(before_command=give_back)
     except KeyboardInterrupt:  # before a command takes the signal over
         return 130
+    finally:
+        give_back()
 
 
 if __name__ == "__main__":

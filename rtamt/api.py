@@ -15,6 +15,7 @@ from rtamt.audio import AudioInputError, InputStats, as_mono, probe, read_blocks
 from rtamt.constants import DEFAULT_BLOCK
 from rtamt.midi import channel_for
 from rtamt.pipeline import Transcriber
+from rtamt.sustain import PedalChange
 from rtamt.tracker import NoteEvent, note_pairs
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Transcription:
     elapsed_s: float
     timbres: str  # "online", "refined" or "single" (no timbre model: every note on channel 1)
     stats: InputStats = field(default_factory=InputStats)
+    pedal: list[PedalChange] = field(default_factory=list)  # sustain-pedal changes (CC64), in time order
 
     @property
     def notes(self) -> list[Note]:
@@ -66,13 +68,13 @@ class Transcription:
         """The notes as a type-1 MIDI file, one track per timbre."""
         from rtamt.midi import build_midi
 
-        return build_midi(self.events, [e.timbre for e in self.events])
+        return build_midi(self.events, [e.timbre for e in self.events], pedal=self.pedal)
 
     def to_midi(self, path: str | os.PathLike) -> int:
         """Write a type-1 MIDI file, one track per timbre (atomically); returns the number of tracks."""
         from rtamt.midi import write_midi_file
 
-        return write_midi_file(path, self.events, [e.timbre for e in self.events])
+        return write_midi_file(path, self.events, [e.timbre for e in self.events], pedal=self.pedal)
 
     def summary(self) -> str:
         """The input, the processing time and what was found, one line per timbre track."""
@@ -92,6 +94,10 @@ class Transcription:
             mine = [n.pitch for n in notes if n.timbre == timbre]
             lines.append(f"  timbre {timbre + 1} (MIDI channel {channel_for(timbre) + 1}): "
                          f"{len(mine)} notes, MIDI {min(mine)}-{max(mine)}")  # fmt: skip
+        downs = [c.time_s for c in self.pedal if c.down]
+        if downs:
+            held = sum(c.time_s for c in self.pedal if not c.down) - sum(downs)
+            lines.append(f"sustain pedal (CC64): down {len(downs)} times, {held:.1f} s in all")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -140,12 +146,13 @@ def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = 
     start = time.perf_counter()
     events = transcriber.run(blocks)
     elapsed = time.perf_counter() - start
+    pedal = transcriber.take_pedal()
     timbres = "single" if transcriber.assigner is None else "online"
     if refine and transcriber.assigner is not None:
         found = instruments if exact and instruments else transcriber.assigner.timbres_found
         events = refined_events(transcriber.assigner.completed, found)
         timbres = "refined"
-    return Transcription(events, source, rate, channels, length / rate, elapsed, timbres, stats)
+    return Transcription(events, source, rate, channels, length / rate, elapsed, timbres, stats, pedal)
 
 
 def refined_events(completed: list, timbres: int) -> list[NoteEvent]:

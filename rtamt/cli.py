@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rtamt import __version__
@@ -63,13 +64,14 @@ def transcribe_to(args: argparse.Namespace, output: Output) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rtamt.evaluate import evaluate_folder, evaluate_separation, evaluate_shards
 
-    transcriber = build_transcriber(model_dir=args.models, mode=args.mode)
+    transcriber = build_transcriber(model_dir=args.models, mode=args.mode, sustain=args.sustain)
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     report = {"model": transcriber.backbone.meta, "tracker": transcriber.tracker.config.__dict__}
     if args.data:
         report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say, args.plot)}
     if args.separation and args.data:
-        report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models)
+        report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models,
+                                                   sustain=args.sustain)  # fmt: skip
         if not args.per_piece:
             report["separation"].pop("mixes")
     if args.synthetic:
@@ -133,7 +135,7 @@ def build_rig_transcriber(args: argparse.Namespace, tracker: TrackerConfig | Non
     """The chain the options (and the rig file's settings) describe, with the rig's stages inserted and its
     tracker and clusterer settings over the model file's (or over ``tracker``, e.g. a latency budget's)."""
     transcriber = build_transcriber(model_dir=args.models, tracker=tracker, instruments=args.instruments,
-                                    exact=args.exact, mode=args.mode)  # fmt: skip
+                                    exact=args.exact, mode=args.mode, sustain=args.sustain)  # fmt: skip
     rig = args.rig
     if rig is None:
         return transcriber
@@ -142,8 +144,8 @@ def build_rig_transcriber(args: argparse.Namespace, tracker: TrackerConfig | Non
         clusters = transcriber.assigner.config if transcriber.assigner is not None else None
         if rig.clusterer and clusters is not None:
             clusters = rig.override(clusters, rig.clusterer, "clusterer")
-        transcriber = build_transcriber(model_dir=args.models, tracker=tracker, clusters=clusters,
-                                        instruments=args.instruments, exact=args.exact, mode=args.mode)  # fmt: skip
+        transcriber = build_transcriber(model_dir=args.models, tracker=tracker, clusters=clusters, instruments=args.instruments,
+                                        exact=args.exact, mode=args.mode, sustain=args.sustain)  # fmt: skip
     rig.insert_stages(transcriber.chain)
     return transcriber
 
@@ -254,6 +256,10 @@ def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
 def add_models_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, help="folder with backbone.onnx (and timbre.onnx) to use instead of "
                                                     "the shipped models (or set RTAMT_MODELS)")  # fmt: skip
+    parser.add_argument("--no-sustain", dest="sustain", action="store_false",
+                        help="leave the sustain-pedal stage out: notes end when their sound ends, and no CC64 is "
+                             "sent (by default, under a detected pedal, notes end at their key releases and "
+                             "CC64 keeps them sounding)")  # fmt: skip
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -386,7 +392,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, before_command: Callable[[], None] | None = None) -> int:
+    """Parse, check and run one command. ``before_command`` runs once the arguments are checked, just
+    before the command starts (``rtamt`` gives its signal handlers back there)."""
     parser = build_parser()
     try:
         args = parse_args(parser, argv)
@@ -394,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rtamt: {err}", file=sys.stderr)
         return EXIT_USAGE
     check_args(parser, args)
+    if before_command is not None:
+        before_command()
     code = run_command(args)
     if backend_abandoned():  # a dead JACK server would hang the audio library's clean-up at exit
         exit_now(code)

@@ -201,7 +201,7 @@ def separation_metrics(reference: dict[str, list[tuple]], events: list[NoteEvent
 
 def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple[int, ...] = (2, 3, 4),
                         progress: Callable[[str], None] = print, mode: str = "accurate",
-                        model_dir: Path | None = None) -> dict:  # fmt: skip
+                        model_dir: Path | None = None, sustain: bool = True) -> dict:  # fmt: skip
     """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
     (K unknown) and refined with K given; separation F, channels spawned against K. Models from
     ``model_dir`` (default: the shipped ones)."""
@@ -214,7 +214,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
         stems = ", ".join(f"{s}.flac" for s in STEMS)
         raise SystemExit(f"{data_dir}: no folders with the stem files {stems}")
     rows = []
-    transcriber = build_transcriber(model_dir=model_dir, mode=mode)
+    transcriber = build_transcriber(model_dir=model_dir, mode=mode, sustain=sustain)
     for piece in pieces:
         stems = {name: read_all(piece / f"{name}.flac") for name in STEMS}
         notes = read_notes_csv(piece / "notes.csv")

@@ -44,6 +44,7 @@ from rtamt.constants import (
 )  # fmt: skip
 from rtamt.evaluate import _arrays, _mir_eval, matched_note_ons, note_metrics, read_notes_csv
 from rtamt.pipeline import build_transcriber
+from rtamt.sustain import PedalChange, SustainStage
 from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig, events_to_notes
 
 STREAM_LABEL = "stream time: note-on decision + model look-ahead + resampler delay, minus the true onset"
@@ -115,10 +116,22 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     partial.replace(path)
 
 
-def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfig | None) -> list[NoteEvent]:
-    """The tracker (and, with a timbre model's outputs, the clusterer) on cached model outputs."""
-    stage = TimbreAssigner(tracker, clusters) if clusters is not None and outputs.frames.shape[1] > 2 else NoteTracker(tracker)
-    return stage.process(outputs.frames) + stage.flush()
+def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfig | None,
+           sustain: SustainStage | None = None, pedal: list[PedalChange] | None = None) -> list[NoteEvent]:  # fmt: skip
+    """The tracker (and, with a timbre model's outputs, the clusterer and the sustain stage when given, as
+    the pipeline runs them) on cached model outputs; the sustain stage's pedal changes go to ``pedal``."""
+    if clusters is None or outputs.frames.shape[1] <= 2:
+        stage = NoteTracker(tracker)
+        return stage.process(outputs.frames) + stage.flush()
+    if sustain is None:
+        stage = TimbreAssigner(tracker, clusters)
+        return stage.process(outputs.frames) + stage.flush()
+    chain = Chain([NoteTracker(tracker, keep_frames=True), sustain, TimbreAssigner(tracker, clusters, tracked=True)])
+    events = chain.run([outputs.frames])
+    changes = sustain.take_changes()
+    if pedal is not None:
+        pedal.extend(changes)
+    return events
 
 
 def matched_latencies(reference: list[tuple], events: list[NoteEvent],
@@ -180,12 +193,12 @@ def by_octave(latency_s: np.ndarray, pitches: np.ndarray) -> list[dict]:
 
 
 def measure(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: ClusterConfig | None,
-            frames: bool = True) -> dict:  # fmt: skip
+            frames: bool = True, sustain: SustainStage | None = None) -> dict:  # fmt: skip
     """Accuracy (mean over pieces), channels per piece, and stream-time latency of matched notes (pooled)
     of one setting, also measured from each note's attack in the audio."""
     rows, latencies, pitches, from_attack = {}, [], [], []
     for piece in pieces:
-        events = replay(piece, tracker, clusters)
+        events = replay(piece, tracker, clusters, sustain)
         row = note_metrics(piece.reference, events_to_notes(events), frames=frames)
         latency, pitch, matched = matched_latencies(piece.reference, events, piece.emit_delay_s)
         attack = piece.attack_offset_s[matched]
@@ -246,11 +259,11 @@ def pareto(points: list[dict]) -> list[int]:
 
 
 def sweep(pieces: list[PieceOutputs], settings: dict[str, TrackerConfig], clusters: ClusterConfig | None,
-          progress: Callable[[str], None]) -> list[dict]:  # fmt: skip
+          progress: Callable[[str], None], sustain: SustainStage | None = None) -> list[dict]:  # fmt: skip
     """Onset F1 and stream-time latency of every setting (frame F1 left out: it does not change the curve)."""
     points = []
     for label, config in settings.items():
-        result = measure(pieces, config, clusters, frames=False)
+        result = measure(pieces, config, clusters, frames=False, sustain=sustain)
         a, lat = result["accuracy"], result["latency"]
         points.append({"label": label, "tracker": asdict(config), "onset_f1": a["onset_f1"], "offset_f1": a["offset_f1"],
                        "matched_notes": lat["matched_notes"], "notes_ref": a["notes_ref"],
@@ -306,12 +319,13 @@ def jack_folder(piece_paths: list[Path], mode: str, model_dir: Path | None, prog
             "latency": distribution(latency), "by_octave": by_octave(latency, pitch)}  # fmt: skip
 
 
-def stream_arrivals(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: ClusterConfig | None) -> dict:
+def stream_arrivals(pieces: list[PieceOutputs], tracker: TrackerConfig, clusters: ClusterConfig | None,
+                    sustain: SustainStage | None = None) -> dict:  # fmt: skip
     """The stream path timed and matched as the JACK path is (note-on emit time, matched on arrival): the
     figure to set beside the JACK one."""
     latencies = []
     for piece in pieces:
-        events = replay(piece, tracker, clusters)
+        events = replay(piece, tracker, clusters, sustain)
         arrivals = [(e.decided * HOP_S + piece.emit_delay_s, e.pitch) for e in events if e.on]
         latencies.append(arrival_latencies(piece.reference, arrivals)[0])
     return distribution(np.concatenate(latencies))
@@ -334,12 +348,13 @@ def bench_folder(data_dir: Path, model_dir: Path | None = None, mode: str = "low
               "annotation_alignment": alignment_summary(
                   np.concatenate([p.attack_offset_s for p in pieces]),
                   np.array([n[2] for p in pieces for n in p.reference], dtype=int)),
-              "stream": {"label": STREAM_LABEL, **measure(pieces, tracker, clusters)}}  # fmt: skip
+              "sustain": asdict(transcriber.sustain.config) if transcriber.sustain else None,
+              "stream": {"label": STREAM_LABEL, **measure(pieces, tracker, clusters, sustain=transcriber.sustain)}}  # fmt: skip
     if jack:
         result["jack"] = jack_folder(paths, mode, model_dir, progress)
-        result["stream_timed_as_jack"] = stream_arrivals(pieces, tracker, clusters)
+        result["stream_timed_as_jack"] = stream_arrivals(pieces, tracker, clusters, transcriber.sustain)
     if do_sweep:
-        result["sweep"] = sweep(pieces, sweep_settings(transcriber.backbone.meta), clusters, progress)
+        result["sweep"] = sweep(pieces, sweep_settings(transcriber.backbone.meta), clusters, progress, transcriber.sustain)
     return result
 
 

@@ -37,6 +37,7 @@ from rtamt.constants import (
     SAMPLE_RATE,
 )
 from rtamt.pipeline import Transcriber
+from rtamt.sustain import PedalChange, interleave
 from rtamt.tracker import NoteEvent
 from rtamt.watchdog import (
     JackMonitor,
@@ -236,8 +237,16 @@ class LiveEngine:
         self._emit(events)
 
     def _emit(self, events: list[NoteEvent]) -> None:
+        """Send the events, with the sustain-pedal changes decided meanwhile between them, to every sink."""
         now = time.monotonic()
-        for event in events:
+        take_pedal = getattr(self.transcriber, "take_pedal", None)
+        for event in interleave(events, take_pedal() if take_pedal else []):
+            if isinstance(event, PedalChange):
+                for sink in self.sinks:
+                    pedal = getattr(sink, "pedal", None)  # a plugin's sink may not take the pedal
+                    if pedal is not None:
+                        pedal(event)
+                continue
             for sink in self.sinks:
                 sink.send(event)
             if event.on:

@@ -21,6 +21,7 @@ from rtamt.hcqt import HarmonicStack
 from rtamt.models import cqt_config_of, models_dir
 from rtamt.normalize import EnergyNorm
 from rtamt.resample import Resampler
+from rtamt.sustain import PedalChange, SustainModel, SustainStage
 from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig
 
 MODES = ("accurate", "low-latency")
@@ -50,14 +51,16 @@ class Transcriber:
     :meth:`start` for each new stream). Tracker and clusterer settings come from the model files unless
     given: those chosen for accuracy (``mode`` "accurate", files) or under a note-on latency limit
     ("low-latency", live). ``instruments`` caps the number of timbres (exactly that many with ``exact``);
-    ``timbre=False`` leaves the timbre model out (every note on one channel). Handles on the stages that
-    callers report on: ``chain``, ``cqt``, ``backbone``, ``tracker``, ``assigner`` (None without a timbre
-    model) and ``model_dir`` (where the models came from)."""
+    ``timbre=False`` leaves the timbre model out (every note on one channel). With a timbre model and
+    ``models/sustain.onnx`` (unless ``sustain=False``) the sustain-pedal stage ends notes at their key
+    releases under the pedal and reports the pedal (:meth:`take_pedal`). Handles on the stages that
+    callers report on: ``chain``, ``cqt``, ``backbone``, ``tracker``, ``sustain`` and ``assigner`` (None
+    without their models) and ``model_dir`` (where the models came from)."""
 
     def __init__(self, sample_rate: int | None = None, *, models: str | os.PathLike | None = None,
                  mode: str = "accurate", instruments: int | None = None, exact: bool = False,
                  tracker: TrackerConfig | None = None, clusters: ClusterConfig | None = None,
-                 timbre: bool = True, threads: int = 1) -> None:  # fmt: skip
+                 timbre: bool = True, sustain: bool = True, threads: int = 1) -> None:  # fmt: skip
         directory = Path(models) if models else models_dir()
         backbone = Backbone(directory / "backbone.onnx", threads=threads)
         tracker_key = settings_key(backbone.meta, "tracker", mode)
@@ -68,6 +71,7 @@ class Transcriber:
         timbre_path = directory / "timbre.onnx"
         self.model_dir, self.cqt, self.backbone = directory, cqt, backbone
         self.assigner: TimbreAssigner | None = None
+        self.sustain: SustainStage | None = None
         if timbre and timbre_path.exists():
             encoder = TimbreEncoder(timbre_path, threads=threads)
             clusters_key = settings_key(encoder.meta, "clusterer", mode)
@@ -76,7 +80,12 @@ class Transcriber:
             clusters = replace(clusters, max_clusters=instruments or clusters.max_clusters, exact=exact or clusters.exact)
             self.tracker = NoteTracker(tracker, keep_frames=True)
             self.assigner = TimbreAssigner(tracker, clusters, tracked=True)
-            self.chain = Chain([*front, NoteModels(backbone, encoder), self.tracker, self.assigner])
+            middle: list = []
+            if sustain and (directory / "sustain.onnx").exists():
+                self.sustain = SustainStage(SustainModel(directory / "sustain.onnx", threads=threads))
+                self.sustain.check_encoder(encoder.channels)
+                middle = [self.sustain]
+            self.chain = Chain([*front, NoteModels(backbone, encoder), self.tracker, *middle, self.assigner])
         else:
             self.tracker = NoteTracker(tracker)
             self.chain = Chain([*front, backbone, self.tracker])
@@ -117,6 +126,11 @@ class Transcriber:
         """Forget the stream so far (the rate stays)."""
         self.chain.reset()
 
+    def take_pedal(self) -> list[PedalChange]:
+        """The sustain-pedal changes decided since the last call (none without the sustain stage); after
+        :meth:`flush` the pedal is always up."""
+        return self.sustain.take_changes() if self.sustain is not None else []
+
     def run(self, blocks: Iterable[np.ndarray]) -> list[NoteEvent]:
         """Every block through the chain, then the flush: all events of one stream."""
         events = [event for block in blocks for event in self.process(block)]
@@ -126,8 +140,8 @@ class Transcriber:
 def build_transcriber(input_rate: int | None = None, model_dir: str | os.PathLike | None = None,
                       tracker: TrackerConfig | None = None, clusters: ClusterConfig | None = None,
                       instruments: int | None = None, exact: bool = False, threads: int = 1,
-                      timbre: bool = True, mode: str = "accurate") -> Transcriber:  # fmt: skip
+                      timbre: bool = True, mode: str = "accurate", sustain: bool = True) -> Transcriber:  # fmt: skip
     """A :class:`Transcriber` (positional form). Without ``input_rate`` the stream's rate must be given
     by ``start(rate)`` before audio arrives: no rate is ever assumed."""
     return Transcriber(input_rate, models=model_dir, mode=mode, instruments=instruments, exact=exact,
-                       tracker=tracker, clusters=clusters, timbre=timbre, threads=threads)  # fmt: skip
+                       tracker=tracker, clusters=clusters, timbre=timbre, sustain=sustain, threads=threads)  # fmt: skip

@@ -1,5 +1,6 @@
-"""Sinks: where note events go. A sink takes ``send(event)`` for every event in stream order and
-``close()``, which ends every note still sounding and releases the sink. Built in: a MIDI output port, a
+"""Sinks: where note events go. A sink takes ``send(event)`` for every event in stream order, ``pedal(change)``
+for each sustain-pedal change between them, and ``close()``, which ends every note still sounding, lifts
+the pedal and releases the sink. Built in: a MIDI output port, a
 MIDI file (one track per timbre), JSON lines and OSC; more come from plugins (rtamt/plugins.py).
 
 Sinks run in the live engine's worker thread, never in the audio callback.
@@ -19,7 +20,8 @@ from typing import IO, Protocol, runtime_checkable
 import mido
 
 from rtamt.live import LiveError
-from rtamt.midi import channel_for, write_midi_file
+from rtamt.midi import SUSTAIN_PEDAL, channel_for, write_midi_file
+from rtamt.sustain import PedalChange
 from rtamt.tracker import NoteEvent
 
 PORT_RELEASE_S = 0.25  # wait before closing a MIDI port, so the MIDI system delivers the last note-offs
@@ -37,8 +39,9 @@ class EventSink(Protocol):
 
 class Sink(ABC):
     """Base for sinks: keeps what sounds, so that a re-strike ends the previous note first, a note-off
-    for a silent note is dropped, and :meth:`close` ends every sounding note. Subclasses implement
-    :meth:`emit` (one well-formed event) and, if they hold something, :meth:`release`."""
+    for a silent note is dropped, and :meth:`close` ends every sounding note and lifts the pedal.
+    Subclasses implement :meth:`emit` (one well-formed event), :meth:`emit_pedal` if they carry the
+    sustain pedal and, if they hold something, :meth:`release`."""
 
     name = "sink"
 
@@ -46,6 +49,7 @@ class Sink(ABC):
         self.sounding: dict[tuple[int, int], NoteEvent] = {}  # (timbre, pitch) -> its note-on
         self.sent = 0  # note-ons sent
         self._frame = 0  # latest frame seen: where close() ends what still sounds
+        self.pedal_down = False
         self.closed = False
 
     def send(self, event: NoteEvent) -> None:
@@ -60,16 +64,30 @@ class Sink(ABC):
             return
         self.emit(event)
 
+    def pedal(self, change: PedalChange) -> None:
+        """A sustain-pedal change (repeats of the current state are dropped)."""
+        if change.down != self.pedal_down:
+            self.pedal_down = change.down
+            self._frame = max(self._frame, change.frame)
+            self.emit_pedal(change)
+
     @abstractmethod
     def emit(self, event: NoteEvent) -> None:
         """Deliver one event (note-ons and note-offs arrive paired)."""
 
+    def emit_pedal(self, change: PedalChange) -> None:
+        """Deliver a sustain-pedal change (sinks without a pedal drop it)."""
+
     def all_off(self) -> None:
-        """A note-off for every sounding note."""
+        """A note-off for every sounding note, then the pedal up."""
+        last = self._frame
         for (timbre, pitch), on in sorted(self.sounding.items()):
             end = max(self._frame, on.frame + 1)
             self.emit(NoteEvent(False, pitch, end, end, 0, timbre))
+            last = max(last, end)
         self.sounding.clear()
+        if self.pedal_down:
+            self.pedal(PedalChange(False, last, last))
 
     def release(self) -> None:
         """Give back what the sink holds (port, file); called once by :meth:`close`."""
@@ -92,6 +110,8 @@ class MidiPortSink(Sink):
     def __init__(self, virtual: str | None = "rtamt", port: str | None = None, api: str = "auto") -> None:
         super().__init__()
         import rtmidi
+
+        self.channels: set[int] = set()  # MIDI channels a note went out on: the pedal goes to each
 
         if not port and sys.platform == "win32":
             raise LiveError(no_virtual_ports_message("Windows MIDI cannot create virtual ports"))
@@ -121,6 +141,10 @@ class MidiPortSink(Sink):
 
     def emit(self, event: NoteEvent) -> None:
         channel = channel_for(event.timbre)
+        if event.on and channel not in self.channels:
+            self.channels.add(channel)
+            if self.pedal_down:  # a channel opened under the pedal gets it too
+                self._send_pedal(channel, True)
         if event.on:
             velocity = max(event.velocity, 1)
             message = mido.Message("note_on", channel=channel, note=event.pitch, velocity=velocity)
@@ -128,8 +152,16 @@ class MidiPortSink(Sink):
             message = mido.Message("note_off", channel=channel, note=event.pitch)
         self._out.send_message(message.bytes())
 
+    def emit_pedal(self, change: PedalChange) -> None:
+        for channel in sorted(self.channels):
+            self._send_pedal(channel, change.down)
+
+    def _send_pedal(self, channel: int, down: bool) -> None:
+        message = mido.Message("control_change", channel=channel, control=SUSTAIN_PEDAL, value=127 if down else 0)
+        self._out.send_message(message.bytes())
+
     def all_off(self) -> None:
-        """Note-off for every sounding note, then All Notes Off on every channel used."""
+        """Note-off for every sounding note and the pedal up, then All Notes Off on every channel used."""
         channels = sorted({channel_for(timbre) for timbre, _ in self.sounding})
         super().all_off()
         for channel in channels:
@@ -157,19 +189,24 @@ class MidiFileSink(Sink):
         super().__init__()
         self.path = path
         self.events: list[NoteEvent] = []
+        self.pedal_changes: list[PedalChange] = []
         self.tracks = 0
 
     def emit(self, event: NoteEvent) -> None:
         self.events.append(event)
 
+    def emit_pedal(self, change: PedalChange) -> None:
+        self.pedal_changes.append(change)
+
     def release(self) -> None:
-        self.tracks = write_midi_file(self.path, self.events, [e.timbre for e in self.events])
+        self.tracks = write_midi_file(self.path, self.events, [e.timbre for e in self.events], pedal=self.pedal_changes)
 
 
 class JsonLinesSink(Sink):
     """One JSON object per event, on stdout (``path`` "-") or appended to a file: ``t`` (monotonic clock
     when sent), ``on``, ``pitch``, ``velocity``, ``channel`` (1-16), ``time_s`` (position in the input:
-    ``time_of(event)``, by default its stream time; the live engine adds back audio it skipped). When the
+    ``time_of(event)``, by default its stream time; the live engine adds back audio it skipped); a
+    sustain-pedal change as ``t``, ``pedal`` ("down" or "up") and ``time_s``. When the
     reader of stdout goes away (``| head``) it stops writing and calls ``on_broken_pipe``."""
 
     name = "jsonl"
@@ -178,16 +215,22 @@ class JsonLinesSink(Sink):
         super().__init__()
         self._own = os.fspath(path) != "-"
         self._out: IO[str] = open(path, "a") if self._own else sys.stdout  # noqa: SIM115 - closed in release
-        self.time_of: Callable[[NoteEvent], float] = lambda event: event.time_s
+        self.time_of: Callable[[NoteEvent | PedalChange], float] = lambda event: event.time_s
         self.on_broken_pipe: Callable[[], None] | None = None
         self.broken = False
 
     def emit(self, event: NoteEvent) -> None:
+        self._write({"t": round(time.monotonic(), 4), "on": event.on, "pitch": event.pitch,
+                     "velocity": event.velocity, "channel": channel_for(event.timbre) + 1,
+                     "time_s": round(self.time_of(event), 4)})  # fmt: skip
+
+    def emit_pedal(self, change: PedalChange) -> None:
+        self._write({"t": round(time.monotonic(), 4), "pedal": "down" if change.down else "up",
+                     "time_s": round(self.time_of(change), 4)})  # fmt: skip
+
+    def _write(self, record: dict) -> None:
         if self.broken:
             return
-        record = {"t": round(time.monotonic(), 4), "on": event.on, "pitch": event.pitch,
-                  "velocity": event.velocity, "channel": channel_for(event.timbre) + 1,
-                  "time_s": round(self.time_of(event), 4)}  # fmt: skip
         try:
             self._out.write(json.dumps(record) + "\n")
             self._out.flush()

@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from rtamt.constants import SAMPLE_RATE
+from rtamt.midi import SUSTAIN_PEDAL
 from rtamt.training import corpus
 from rtamt.training.fluid import BLOCK, Event, Synth
 from rtamt.training.instruments import (
@@ -47,7 +48,6 @@ EXAMPLE_S = 30.0
 TAIL_S = 1.0  # release time rendered after the last bar
 SHARD_EXAMPLES = 60  # 30 minutes of audio per shard
 MIN_BLOCKS = 3  # shortest rendered note: 3 x 64 samples = 8.7 ms
-SUSTAIN_PEDAL = 64  # MIDI controller number
 DEFAULT_CORPUS = Path("data/cache/corpus.json.gz")
 
 
