@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,9 +56,10 @@ def held_target(frames: int, notes: np.ndarray, key_offs: np.ndarray) -> np.ndar
     return target
 
 
-def features(data: Path, out: Path, models: Path, limit: int) -> None:
-    """Model frames, held targets and notes of the first ``limit`` examples of one split, one .npz each
-    (an interrupted run resumes: finished examples are skipped)."""
+def features(data: Path, out: Path, models: Path, limit: int, start: int = 0) -> None:
+    """Model frames, held targets and notes of examples ``start`` to ``limit`` of one split, one .npz each
+    (an interrupted run resumes: finished examples are skipped; processes given other ranges can share
+    ``out``)."""
     from rtamt.training.dataset import ShardSet
 
     backbone, encoder = Backbone(models / "backbone.onnx"), TimbreEncoder(models / "timbre.onnx")
@@ -65,16 +67,16 @@ def features(data: Path, out: Path, models: Path, limit: int) -> None:
     shards = ShardSet(data)
     out.mkdir(parents=True, exist_ok=True)
     count = min(limit, len(shards.examples))
-    for index in range(count):
+    partial = out / f"partial-{os.getpid()}.npz"
+    for index in range(start, count):
         path = out / f"example-{index:05d}.npz"
         if path.exists():
             continue
         example = shards.examples[index]
         frames = front.run([shards.segment(index, 0, example.length)])
         target = held_target(len(frames), example.notes, example.key_offs)
-        np.savez(out / "partial.npz", frames=frames.astype(np.float16), held=target, notes=example.notes,
-                 key_offs=example.key_offs)  # fmt: skip
-        (out / "partial.npz").replace(path)
+        np.savez(partial, frames=frames.astype(np.float16), held=target, notes=example.notes, key_offs=example.key_offs)
+        partial.replace(path)
         print(f"\r{data}: {index + 1}/{count}", end="", file=sys.stderr)
     print(file=sys.stderr)
 
@@ -237,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", type=Path, required=True)
     f.add_argument("--out", type=Path, required=True)
     f.add_argument("--models", type=Path, default=Path("models"))
-    f.add_argument("--limit", type=int, default=100_000)
+    f.add_argument("--limit", type=int, default=100_000, help="end before this example")
+    f.add_argument("--start", type=int, default=0, help="first example (to split a split between processes)")
     t = sub.add_parser("train", help="fit the GRU")
     t.add_argument("--train", type=Path, nargs="+", required=True)
     t.add_argument("--valid", type=Path, nargs="+", default=[Path("data/sustain/live-valid"), Path("data/sustain/valid2")])
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--legato-gap", type=float, default=SustainConfig().legato_gap_s)
     args = parser.parse_args(argv)
     if args.command == "features":
-        features(args.data, args.out, args.models, args.limit)
+        features(args.data, args.out, args.models, args.limit, args.start)
     elif args.command == "train":
         torch.set_num_threads(args.threads)
         train(args.train, args.valid, args.out, args.steps, args.hidden, args.lr, args.crop, args.batch, args.seed)
