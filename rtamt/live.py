@@ -120,6 +120,8 @@ class LiveStats:
     nonfinite: int = 0
     skipped_samples: int = 0
     expected_latency_ms: float | None = None  # validation median note-on latency of the settings running
+    pedal_down: bool = False  # the sustain pedal as last sent
+    pedal_downs: int = 0  # times it went down
     scheduling: str = "normal"  # what the worker thread runs under (see realtime_scheduling)
 
     def add_hop(self, ms: float) -> None:
@@ -139,6 +141,7 @@ class LiveStats:
         hops = self.recent_hops(HOP_HISTORY)
         return {
             "audio_s": round(self.samples / rate, 2), "notes": self.notes, "channels": len(self.channels),
+            "pedal_downs": self.pedal_downs,
             "per_hop_ms_median": round(float(np.median(hops)), 3), "per_hop_ms_p99": round(float(np.percentile(hops, 99)), 3),
             "dropped_blocks": ring.dropped_blocks, "skipped_s": round(self.skipped_samples / rate, 3),
             "nonfinite_samples": self.nonfinite, "worker_scheduling": self.scheduling,
@@ -242,6 +245,8 @@ class LiveEngine:
         take_pedal = getattr(self.transcriber, "take_pedal", None)
         for event in interleave(events, take_pedal() if take_pedal else []):
             if isinstance(event, PedalChange):
+                self.stats.pedal_down = event.down
+                self.stats.pedal_downs += int(event.down)
                 for sink in self.sinks:
                     pedal = getattr(sink, "pedal", None)  # a plugin's sink may not take the pedal
                     if pedal is not None:
@@ -269,6 +274,7 @@ class LiveEngine:
         hops = s.recent_hops(200)
         load = 100 * np.mean(hops) / (HOP / SAMPLE_RATE * 1000)
         return (f"in {s.level_db:6.1f} dBFS | notes {s.notes:5d} | sounding {s.sounding:2d} | channels {len(s.channels):2d} "
+                f"| pedal {'down' if s.pedal_down else 'up  '} "
                 f"| load {load:5.1f}% (p99 {np.percentile(hops, 99):5.2f} ms/hop) | dropped {self.ring.dropped_blocks}"
                 + (f" | note-on ~{s.expected_latency_ms:.0f} ms (validation median)" if s.expected_latency_ms else ""))  # fmt: skip
 

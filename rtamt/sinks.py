@@ -26,6 +26,7 @@ from rtamt.tracker import NoteEvent
 
 PORT_RELEASE_S = 0.25  # wait before closing a MIDI port, so the MIDI system delivers the last note-offs
 OSC_ADDRESS = "/rtamt/note"
+OSC_PEDAL_ADDRESS = "/rtamt/pedal"
 
 
 @runtime_checkable
@@ -247,24 +248,29 @@ class JsonLinesSink(Sink):
 
 class OscSink(Sink):
     """Open Sound Control over UDP (python-osc, the ``osc`` extra): every event as ``address`` with
-    channel (1-16), pitch, velocity (0 ends the note) and stream time in seconds, for Max, Pd,
-    TouchDesigner, SuperCollider."""
+    channel (1-16), pitch, velocity (0 ends the note) and stream time in seconds, and each sustain-pedal
+    change as ``pedal_address`` with 1 (down) or 0 (up) and stream time, for Max, Pd, TouchDesigner,
+    SuperCollider."""
 
     name = "osc"
 
-    def __init__(self, host: str = "127.0.0.1", port: int | str = 9000, address: str = OSC_ADDRESS) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | str = 9000, address: str = OSC_ADDRESS,
+                 pedal_address: str = OSC_PEDAL_ADDRESS) -> None:  # fmt: skip
         super().__init__()
         try:
             from pythonosc.udp_client import SimpleUDPClient
         except ImportError:
             raise ImportError("the osc sink needs python-osc: pip install 'rtamt-live[osc]'") from None
-        self.address = address
+        self.address, self.pedal_address = address, pedal_address
         self._client = SimpleUDPClient(host, int(port))
 
     def emit(self, event: NoteEvent) -> None:
         velocity = max(event.velocity, 1) if event.on else 0
         self._client.send_message(self.address, [channel_for(event.timbre) + 1, event.pitch, velocity,
                                                  float(event.time_s)])  # fmt: skip
+
+    def emit_pedal(self, change: PedalChange) -> None:
+        self._client.send_message(self.pedal_address, [int(change.down), float(change.time_s)])
 
 
 BUILTIN_SINKS: dict[str, type[Sink]] = {

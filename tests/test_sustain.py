@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 
 import mido
@@ -210,3 +211,17 @@ def test_live_engine_sends_the_pedal_before_the_notes_it_holds_and_lifts_it_at_t
     offline = build_transcriber(44_100, SHIPPED.parent, sustain=False).chain.run(read_blocks(EXAMPLE))
     assert len(notes) == len(offline)  # the same notes, ended sooner
     assert sum(e.time_s for e in notes if not e.on) < sum(e.time_s for e in offline if not e.on)
+
+
+def test_osc_sends_the_pedal_to_its_own_address() -> None:
+    pytest.importorskip("pythonosc")
+    from rtamt.sinks import OscSink
+
+    sink = OscSink(port=9)  # UDP: nothing needs to listen
+    sent: list[tuple] = []
+    sink._client = SimpleNamespace(send_message=lambda address, values: sent.append((address, *values)))
+    sink.send(NoteEvent(True, 60, 0, 1, 90))
+    sink.pedal(PedalChange(True, 10, 10))
+    sink.close()  # note-off, then the pedal up
+    assert [s[0] for s in sent] == ["/rtamt/note", "/rtamt/pedal", "/rtamt/note", "/rtamt/pedal"]
+    assert sent[1][1:] == (1, pytest.approx(10 * HOP_S)) and sent[3][1] == 0
