@@ -11,10 +11,10 @@
 float16) and stores the per-frame target: 1 where a note sounds more than ``HELD_MARGIN_S`` past its key
 release (the set's key-off column; built with ``--profile live`` the pedalled piano has one). ``train``
 fits the GRU on random crops (focal-free binary cross-entropy). ``export`` writes the ONNX model and
-chooses the pedal threshold on the validation caches: the note tracker's stored ``accurate`` settings and
-the sustain stage replayed on each example, scored by with-offset F1 against the key releases (where the
+chooses the pedal threshold and the legato gap on the validation caches: the note tracker's stored
+``accurate`` settings and the sustain stage replayed on each example, scored by with-offset F1 against the key releases (where the
 notes of a key-pressing player end; for instruments without a pedal the same as the sound), mean per
-split and then over splits. The threshold and its figures go into the model's metadata.
+split and then over splits. The settings and their figures go into the model's metadata.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ from rtamt.models import LAYOUT, cqt_config_of
 from rtamt.normalize import EnergyNorm
 from rtamt.sustain import WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
-from rtamt.training.export import load_checkpoint, save_checkpoint
+from rtamt.training.export import load_checkpoint, save_checkpoint, write_metadata
 from rtamt.training.models import parameter_count
 
 HELD_MARGIN_S = 0.05  # a frame is 'held' where a note sounds more than this past its key release
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.01)  # 1.01: the pedal never goes down (notes as tracked)
+LEGATO_GAPS_S = (0.03, 0.05, 0.1, 0.2)
 
 
 def held_target(frames: int, notes: np.ndarray, key_offs: np.ndarray) -> np.ndarray:
@@ -193,8 +194,8 @@ def sustained_notes(frames: np.ndarray, tracker: TrackerConfig, stage: SustainSt
     return events_to_notes([e for block in blocks for events in (*block.events, block.final) for e in events])
 
 
-def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, legato_gap_s: float) -> None:
-    """ONNX with metadata; the threshold chosen on the validation caches."""
+def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S) -> None:
+    """ONNX with metadata; the threshold and legato gap chosen on the validation caches."""
     import onnx
 
     state = load_checkpoint(run / "checkpoint.pt")
@@ -217,19 +218,21 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, le
     model = SustainModel(out)
     splits = {str(d): load_cache(d) for d in valid_dirs}
     figures = {}
-    for threshold in THRESHOLDS:
-        model.config = SustainConfig(threshold=threshold, legato_gap_s=legato_gap_s)
-        per_split = {name: round(replay_offset_f1(model, tracker, examples, threshold), 4) for name, examples in splits.items()}
-        figures[str(threshold)] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
-        print(f"threshold {threshold}: {figures[str(threshold)]}", file=sys.stderr)
-    best = max(THRESHOLDS, key=lambda t: figures[str(t)]["mean"])
-    chosen = json.loads(SustainConfig(threshold=best, legato_gap_s=legato_gap_s).to_json())
+    for gap in gaps:
+        for threshold in THRESHOLDS:
+            model.config = SustainConfig(threshold=threshold, legato_gap_s=gap)
+            per_split = {name: round(replay_offset_f1(model, tracker, examples, threshold), 4)
+                         for name, examples in splits.items()}  # fmt: skip
+            key = f"threshold {threshold}, gap {gap}"
+            figures[key] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
+            print(f"{key}: {figures[key]}", file=sys.stderr)
+    best = max(((t, g) for g in gaps for t in THRESHOLDS), key=lambda tg: figures[f"threshold {tg[0]}, gap {tg[1]}"]["mean"])
+    chosen = json.loads(SustainConfig(threshold=best[0], legato_gap_s=best[1]).to_json())
     chosen["_provenance"] = {"chosen by": "with-offset F1 against key releases, tracker 'accurate'",
                              "validation": [str(d) for d in valid_dirs], "figures": figures}  # fmt: skip
-    from rtamt.training.export import write_metadata
-
     write_metadata(out, "sustain", json.dumps(chosen))
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): threshold {best}")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): threshold {best[0]}, "
+          f"legato gap {best[1]} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,12 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
-    e = sub.add_parser("export", help="ONNX, with the threshold chosen on validation")
+    e = sub.add_parser("export", help="ONNX, with the threshold and legato gap chosen on validation")
     e.add_argument("--run", type=Path, default=Path("runs/sustain"))
     e.add_argument("--out", type=Path, default=Path("models/sustain.onnx"))
     e.add_argument("--valid", type=Path, nargs="+", default=[Path("data/sustain/live-valid"), Path("data/sustain/valid2")])
     e.add_argument("--backbone", type=Path, default=Path("models/backbone.onnx"))
-    e.add_argument("--legato-gap", type=float, default=SustainConfig().legato_gap_s)
+    e.add_argument("--legato-gaps", type=float, nargs="+", default=list(LEGATO_GAPS_S), help="legato gaps to try (s)")
     args = parser.parse_args(argv)
     if args.command == "features":
         features(args.data, args.out, args.models, args.limit, args.start)
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         train(args.train, args.valid, args.out, args.steps, args.hidden, args.lr, args.crop, args.batch, args.seed)
     else:
-        export(args.run, args.out, args.valid, args.backbone, args.legato_gap)
+        export(args.run, args.out, args.valid, args.backbone, tuple(args.legato_gaps))
     return 0
 
 
