@@ -123,12 +123,10 @@ def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfi
     if clusters is None or outputs.frames.shape[1] <= 2:
         stage = NoteTracker(tracker)
         return stage.process(outputs.frames) + stage.flush()
-    if sustain is None:
-        stage = TimbreAssigner(tracker, clusters)
-        return stage.process(outputs.frames) + stage.flush()
-    chain = Chain([NoteTracker(tracker, keep_frames=True), sustain, TimbreAssigner(tracker, clusters, tracked=True)])
+    middle = [sustain] if sustain is not None else []
+    chain = Chain([NoteTracker(tracker, keep_frames=True), *middle, TimbreAssigner(tracker, clusters, tracked=True)])
     events = chain.run([outputs.frames])
-    changes = sustain.take_changes()
+    changes = sustain.take_changes() if sustain is not None else []
     if pedal is not None:
         pedal.extend(changes)
     return events

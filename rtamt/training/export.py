@@ -52,7 +52,6 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
     """Write ``model`` in its time-major form (see :func:`time_major`) as ONNX with inputs hcqt (1, 8, n, 252)
     plus its caches and outputs ``outputs`` plus the new caches; ``time_axes`` names each output's frame
     axis. Metadata: kind, layout, look-ahead, front-end settings, parameter count and ``extra``."""
-    import onnx
 
     streaming = time_major(model).eval()
     caches = streaming.initial_caches(1)
@@ -66,11 +65,7 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
     )  # fmt: skip
     meta = {"rtamt_model": kind, "layout": LAYOUT, "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
             "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
-    proto = onnx.load(str(out))
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(out))
+    set_metadata(out, meta)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
 
 
@@ -99,17 +94,23 @@ def save_checkpoint(out: Path, state: dict) -> None:
     (out / "log.json").write_text(json.dumps(state["log"], indent=1))
 
 
-def write_metadata(model: Path, key: str, value: str) -> None:
-    """Set one metadata entry of an ONNX file in place."""
+def set_metadata(model: Path, entries: dict[str, str]) -> None:
+    """Set metadata entries of an ONNX file in place (an entry of the same key is replaced)."""
     import onnx
 
     proto = onnx.load(str(model))
-    kept = [p for p in proto.metadata_props if p.key != key]
+    kept = [p for p in proto.metadata_props if p.key not in entries]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = key, value
+    for key, value in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(proto, str(model))
+
+
+def write_metadata(model: Path, key: str, value: str) -> None:
+    """Set one metadata entry of an ONNX file in place."""
+    set_metadata(model, {key: value})
 
 
 def train_export_cli(argv: list[str] | None, prog: str, description: str, config_class: type, run: str,

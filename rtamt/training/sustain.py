@@ -39,7 +39,7 @@ from rtamt.models import LAYOUT, cqt_config_of
 from rtamt.normalize import EnergyNorm
 from rtamt.sustain import WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
-from rtamt.training.export import load_checkpoint, save_checkpoint, write_metadata
+from rtamt.training.export import load_checkpoint, save_checkpoint, set_metadata
 from rtamt.training.models import parameter_count
 
 HELD_MARGIN_S = 0.05  # a frame is 'held' where a note sounds more than this past its key release
@@ -175,9 +175,9 @@ def train(train_dirs: list[Path], valid_dirs: list[Path], out: Path, steps: int,
     save_checkpoint(out, {"model": net.state_dict(), "config": config, "log": log})
 
 
-def replay_offset_f1(model: SustainModel, tracker: TrackerConfig, examples: list[dict], threshold: float) -> float:
+def replay_offset_f1(model: SustainModel, tracker: TrackerConfig, examples: list[dict], config: SustainConfig) -> float:
     """Mean with-offset F1 against the key releases, the tracker and sustain stage replayed on each example."""
-    stage = SustainStage(model, SustainConfig(threshold=threshold, legato_gap_s=model.config.legato_gap_s))
+    stage = SustainStage(model, config)
     scores = []
     for example in examples:
         notes = sustained_notes(example["frames"], tracker, stage)
@@ -196,7 +196,6 @@ def sustained_notes(frames: np.ndarray, tracker: TrackerConfig, stage: SustainSt
 
 def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S) -> None:
     """ONNX with metadata; the threshold and legato gap chosen on the validation caches."""
-    import onnx
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = state["config"]
@@ -207,21 +206,17 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
     torch.onnx.export(Streaming(net).eval(), (torch.zeros(1, 4, config["features"]), hidden), str(out),
                       input_names=["features", "state"], output_names=["held", "state_out"], opset_version=17,
                       dynamo=False, dynamic_axes={"features": {1: "frames"}, "held": {1: "frames"}})  # fmt: skip
-    proto = onnx.load(str(out))
     meta = {"rtamt_model": "sustain", "layout": LAYOUT, "embedding_dim": str(config["features"] - feature_count(0)),
             "parameters": str(parameter_count(net)), "training": json.dumps(config)}  # fmt: skip
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(out))
+    set_metadata(out, meta)
     tracker = TrackerConfig.from_json(Backbone(backbone_path).meta["tracker"])
     model = SustainModel(out)
     splits = {str(d): load_cache(d) for d in valid_dirs}
     figures = {}
     for gap in gaps:
         for threshold in THRESHOLDS:
-            model.config = SustainConfig(threshold=threshold, legato_gap_s=gap)
-            per_split = {name: round(replay_offset_f1(model, tracker, examples, threshold), 4)
+            config = SustainConfig(threshold=threshold, legato_gap_s=gap)
+            per_split = {name: round(replay_offset_f1(model, tracker, examples, config), 4)
                          for name, examples in splits.items()}  # fmt: skip
             key = f"threshold {threshold}, gap {gap}"
             figures[key] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
@@ -230,7 +225,7 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
     chosen = json.loads(SustainConfig(threshold=best[0], legato_gap_s=best[1]).to_json())
     chosen["_provenance"] = {"chosen by": "with-offset F1 against key releases, tracker 'accurate'",
                              "validation": [str(d) for d in valid_dirs], "figures": figures}  # fmt: skip
-    write_metadata(out, "sustain", json.dumps(chosen))
+    set_metadata(out, {"sustain": json.dumps(chosen)})
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): threshold {best[0]}, "
           f"legato gap {best[1]} s")
 
