@@ -46,7 +46,7 @@ import numpy as np
 from rtamt.audio import read_all
 from rtamt.backbone import Backbone
 from rtamt.cluster import ClusterConfig
-from rtamt.constants import SAMPLE_RATE
+from rtamt.constants import HOP_S, SAMPLE_RATE
 from rtamt.evaluate import matched_note_ons, matched_notes, note_metrics
 from rtamt.latency import PieceOutputs, default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
@@ -85,7 +85,7 @@ MISS_SEEN_FRAMES = 15  # a note counts as seen when its frame probability reache
 def miss_kinds(examples: list[tuple[np.ndarray, list[tuple]]], config: TrackerConfig) -> dict:
     """Share of the reference notes under C5 of (model outputs (n, 2+, 84), reference notes) examples by
     what became of them (see the module docstring)."""
-    from rtamt.constants import HOP_S, MIDI_MIN
+    from rtamt.constants import MIDI_MIN
     from rtamt.tracker import NoteTracker
 
     kinds = {"found": 0, "inside an earlier detected note": 0, "never seen": 0, "other": 0}
@@ -169,11 +169,12 @@ def pedal(pieces: list[tuple[str, PieceOutputs]], config: TrackerConfig, cluster
                          "channels": len({e.timbre for e in events if e.on})}  # fmt: skip
         down = sum(c.frame * (-1 if c.down else 1) for c in changes)  # every down has its up
         row["pedal down share"] = round(down / max(len(piece.frames), 1), 3)
+        row["pedal downs per minute"] = round(sum(c.down for c in changes) / max(len(piece.frames) * HOP_S / 60, 1e-9), 1)
         out.setdefault(folder, {})[piece.name] = row
     for rows in out.values():
-        rows["mean"] = {key: round(float(np.mean([r[key] if key == "pedal down share" else r["with"][key]
+        rows["mean"] = {key: round(float(np.mean([r[key] if key.startswith("pedal") else r["with"][key]
                                                    for r in rows.values()])), 3)
-                        for key in ("pedal down share", "offset_f1", "frame_f1", "channels")}  # fmt: skip
+                        for key in ("pedal down share", "pedal downs per minute", "offset_f1", "frame_f1", "channels")}  # fmt: skip
     return out
 
 

@@ -284,6 +284,7 @@ def main() -> None:
                 f"| per device block (what the worker does per {latency['block_samples']} samples), median / p99 | "
                 f"{latency['per_block_ms_median']:.3f} / {latency['per_block_ms_p99']:.3f} ms |",
                 f"| CPU taken by the hypervisor during the run | {100 * latency['cpu_steal_share']:.1f} % |",
+                f"| load average (1 min) at the end of the run | {latency.get('load_average_1min_end', '—')} |",
                 f"| real-time factor | {latency['real_time_factor']:.4f} |",
                 f"| memory at start / end / peak | {latency['rss_mb_start']} / {latency['rss_mb_end']} / {latency['peak_rss_mb']} MB |"]  # fmt: skip
         jack = latency.get("jack_end_to_end", {})

@@ -172,6 +172,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "hop_budget_ms": round(HOP_S * 1000.0, 3),
         "real_time_factor": round(float(per_block.sum() / 1000.0 / (total / device_rate)), 4),
         "cpu_steal_share": round(steal_share, 4),  # CPU time the hypervisor took during the run
+        "load_average_1min_end": round(os.getloadavg()[0], 2),  # other work on the machine: the p99 suffers
         "rss_mb_start": rss_start,
         "rss_mb_end": rss_end,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),

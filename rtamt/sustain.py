@@ -4,8 +4,9 @@ Under the sustain pedal a piano note rings on after its key is released, so note
 end long after the keys were let go (a median 179 ms on MAPS, models/README.md). The sustain model
 (``models/sustain.onnx``, a small GRU over the tracker's input frames: onset and frame probability per
 pitch and the timbre embedding averaged over the sounding pitches) gives, per frame, the probability that
-notes are being held by the pedal. While it is at or above ``threshold`` the pedal counts as down, and a
-note-on ends every sounding note that started at least ``legato_gap_s`` before it: one voice moves on,
+notes are being held by the pedal. It goes down once ``press_frames`` frames in a row are at or above
+``threshold`` and comes up when more than ``release_frames`` frames in a row have been under it (holds
+against flicker near the threshold). While it is down, a note-on ends every sounding note that started at least ``legato_gap_s`` before it: one voice moves on,
 the key before it is let go. The tracker still follows the sound; the stage swallows its later note-off
 of a note it already ended. The pedal's state goes out as sustain-pedal changes (MIDI CC64) beside the
 notes, so a synthesizer keeps the released notes ringing as they were heard. Causal: everything is
@@ -47,6 +48,8 @@ def feature_count(embedding_dim: int) -> int:
 class SustainConfig:
     threshold: float = 0.1  # pedal down while the held probability is at or above this
     legato_gap_s: float = 0.1  # a note-on ends only notes that started at least this long before it
+    press_frames: int = 1  # the pedal goes down on the frame that makes this many in a row at or above the threshold
+    release_frames: int = 0  # the pedal comes up on the next frame under the threshold after this many in a row
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -114,6 +117,8 @@ class SustainStage(Stage):
         self.model.reset()
         self.frame = 0
         self.down = False
+        self._over = 0  # frames in a row at or above the threshold
+        self._under = 0  # frames in a row under it
         self._sounding: dict[int, NoteEvent] = {}  # note-ons passed on and not yet ended, by pitch
         self._released: set[int] = set()  # pitches ended here whose tracker note-off is still to come
         self.changes = []
@@ -130,7 +135,7 @@ class SustainStage(Stage):
         held = self.model.process(frame_features(block.frames)) if len(block.frames) else np.zeros(0)
         per_frame = []
         for probability, events in zip(held, block.events):
-            self._set_pedal(bool(probability >= self.config.threshold) and self.frame >= WARM_UP_FRAMES, self.frame)
+            self._update_pedal(bool(probability >= self.config.threshold) and self.frame >= WARM_UP_FRAMES)
             out: list[NoteEvent] = []
             for event in events:
                 self._pass(event, out)
@@ -148,6 +153,15 @@ class SustainStage(Stage):
         self.reset()
         self.changes = changes
         return self.empty_output()
+
+    def _update_pedal(self, held: bool) -> None:
+        """Down after ``press_frames`` frames in a row say held; up when more than ``release_frames`` in a row
+        have not."""
+        self._over, self._under = (self._over + 1, 0) if held else (0, self._under + 1)
+        if self.down:
+            self._set_pedal(self._under <= self.config.release_frames, self.frame)
+        else:
+            self._set_pedal(self._over >= self.config.press_frames, self.frame)
 
     def _set_pedal(self, down: bool, frame: int) -> None:
         if down != self.down:

@@ -103,6 +103,35 @@ def test_a_released_key_struck_again_starts_a_new_note_and_flush_lifts_the_pedal
     assert not stage.down and stage.take_changes() == []
 
 
+def test_the_hold_keeps_the_pedal_down_through_short_dips_and_no_hold_lifts_it_at_once() -> None:
+    gap = round(0.1 / HOP_S) + 1
+    held = np.ones(W + 100)
+    held[W + 30 : W + 33] = 0.0  # a 3-frame dip
+    held[W + 60 :] = 0.0  # the pedal really comes up
+    events = {W: [on(60, W)], W + 31: [on(64, W + 31)], W + 31 + gap: [on(67, W + 31 + gap)],
+              W + 90: [off(60, W + 90), off(64, W + 90), off(67, W + 90)]}  # fmt: skip
+    lift = FakeModel.config
+    for hold, changes, cut in ((4, [(True, W), (False, W + 64)], W + 31),  # up on the 5th frame under
+                               (0, [(True, W), (False, W + 30), (True, W + 33), (False, W + 60)], W + 31 + gap)):  # fmt: skip
+        stage = SustainStage(FakeModel(), SustainConfig(lift.threshold, lift.legato_gap_s, release_frames=hold))
+        notes = {n[2]: n for n in events_to_notes(run(stage, held, events, []))}
+        assert [(c.down, c.frame) for c in stage.take_changes()] == changes
+        assert notes[60][1] == pytest.approx(cut * HOP_S)  # cut by the note-on in the dip only while the pedal holds
+        assert notes[64][1] == pytest.approx((W + 31 + gap) * HOP_S)  # the pedal is down again (or still) by then
+
+
+def test_a_blip_shorter_than_the_press_hold_leaves_the_pedal_up() -> None:
+    held = np.zeros(W + 60)
+    held[W + 10 : W + 12] = 1.0  # 2 frames over the threshold
+    held[W + 30 : W + 40] = 1.0  # 10 frames
+    lift = FakeModel.config
+    for press, changes in ((3, [(True, W + 32), (False, W + 40)]),
+                           (1, [(True, W + 10), (False, W + 12), (True, W + 30), (False, W + 40)])):  # fmt: skip
+        stage = SustainStage(FakeModel(), SustainConfig(lift.threshold, lift.legato_gap_s, press_frames=press))
+        run(stage, held, {}, [])
+        assert [(c.down, c.frame) for c in stage.take_changes()] == changes
+
+
 def test_pedal_changes_go_between_the_events_by_decision_frame() -> None:
     events = [on(60, 0), off(60, 9), on(62, 10)]  # decided at 1, 10, 11
     down, up = PedalChange(True, 10, 10), PedalChange(False, 11, 11)
@@ -123,7 +152,7 @@ def test_the_sustain_stage_streams(sizes: list[int]) -> None:
     threshold = float(held[len(held) // 2] + held[len(held) // 2 + 1]) / 2  # the pedal goes down and up
 
     def through(chunks: list[np.ndarray]) -> tuple[list, list]:
-        tracker, stage = NoteTracker(config, keep_frames=True), SustainStage(model, SustainConfig(threshold=threshold))
+        tracker, stage = NoteTracker(config, keep_frames=True), SustainStage(model, SustainConfig(threshold=threshold, press_frames=2, release_frames=3))
         blocks = [stage.process(tracker.process(chunk)) for chunk in chunks] + [stage.process(tracker.flush())]
         stage.flush()
         return [e for b in blocks for events in (*b.events, b.final) for e in events], stage.take_changes()

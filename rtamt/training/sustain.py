@@ -45,6 +45,8 @@ from rtamt.training.models import parameter_count
 HELD_MARGIN_S = 0.05  # a frame is 'held' where a note sounds more than this past its key release
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.01)  # 1.01: the pedal never goes down (notes as tracked)
 LEGATO_GAPS_S = (0.03, 0.05, 0.1, 0.2)
+RELEASE_FRAMES = (0, 4, 8, 16, 32)  # pedal hold: frames under the threshold before it comes up
+PRESS_FRAMES = (1,)  # frames over the threshold before it goes down
 
 
 def held_target(frames: int, notes: np.ndarray, key_offs: np.ndarray) -> np.ndarray:
@@ -194,8 +196,9 @@ def sustained_notes(frames: np.ndarray, tracker: TrackerConfig, stage: SustainSt
     return events_to_notes([e for block in blocks for events in (*block.events, block.final) for e in events])
 
 
-def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S) -> None:
-    """ONNX with metadata; the threshold and legato gap chosen on the validation caches."""
+def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S,
+           releases: tuple[int, ...] = RELEASE_FRAMES, presses: tuple[int, ...] = PRESS_FRAMES) -> None:  # fmt: skip
+    """ONNX with metadata; the threshold, legato gap and pedal holds chosen on the validation caches."""
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = state["config"]
@@ -212,22 +215,27 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
     tracker = TrackerConfig.from_json(Backbone(backbone_path).meta["tracker"])
     model = SustainModel(out)
     splits = {str(d): load_cache(d) for d in valid_dirs}
+    candidates = [SustainConfig(threshold=t, legato_gap_s=g, press_frames=p, release_frames=r)
+                  for p in presses for r in releases for g in gaps for t in THRESHOLDS
+                  if t < 1 or (r == 0 and p == 1)]  # fmt: skip
     figures = {}
-    for gap in gaps:
-        for threshold in THRESHOLDS:
-            config = SustainConfig(threshold=threshold, legato_gap_s=gap)
-            per_split = {name: round(replay_offset_f1(model, tracker, examples, config), 4)
-                         for name, examples in splits.items()}  # fmt: skip
-            key = f"threshold {threshold}, gap {gap}"
-            figures[key] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
-            print(f"{key}: {figures[key]}", file=sys.stderr)
-    best = max(((t, g) for g in gaps for t in THRESHOLDS), key=lambda tg: figures[f"threshold {tg[0]}, gap {tg[1]}"]["mean"])
-    chosen = json.loads(SustainConfig(threshold=best[0], legato_gap_s=best[1]).to_json())
+    for candidate in candidates:
+        per_split = {name: round(replay_offset_f1(model, tracker, examples, candidate), 4)
+                     for name, examples in splits.items()}  # fmt: skip
+        figures[config_key(candidate)] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
+        print(f"{config_key(candidate)}: {figures[config_key(candidate)]}", file=sys.stderr)
+    best = max(candidates, key=lambda c: figures[config_key(c)]["mean"])
+    chosen = json.loads(best.to_json())
     chosen["_provenance"] = {"chosen by": "with-offset F1 against key releases, tracker 'accurate'",
                              "validation": [str(d) for d in valid_dirs], "figures": figures}  # fmt: skip
     set_metadata(out, {"sustain": json.dumps(chosen)})
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): threshold {best[0]}, "
-          f"legato gap {best[1]} s")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): {config_key(best)}")
+
+
+def config_key(config: SustainConfig) -> str:
+    """How a candidate is named in the stored figures."""
+    return (f"threshold {config.threshold}, gap {config.legato_gap_s}, press {config.press_frames}, "
+            f"release {config.release_frames}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--valid", type=Path, nargs="+", default=[Path("data/sustain/live-valid"), Path("data/sustain/valid2")])
     e.add_argument("--backbone", type=Path, default=Path("models/backbone.onnx"))
     e.add_argument("--legato-gaps", type=float, nargs="+", default=list(LEGATO_GAPS_S), help="legato gaps to try (s)")
+    e.add_argument("--release-frames", type=int, nargs="+", default=list(RELEASE_FRAMES), help="pedal-up holds to try (frames)")
+    e.add_argument("--press-frames", type=int, nargs="+", default=list(PRESS_FRAMES), help="pedal-down holds to try (frames)")
     args = parser.parse_args(argv)
     if args.command == "features":
         features(args.data, args.out, args.models, args.limit, args.start)
@@ -263,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         train(args.train, args.valid, args.out, args.steps, args.hidden, args.lr, args.crop, args.batch, args.seed)
     else:
-        export(args.run, args.out, args.valid, args.backbone, tuple(args.legato_gaps))
+        export(args.run, args.out, args.valid, args.backbone, tuple(args.legato_gaps), tuple(args.release_frames),
+               tuple(args.press_frames))
     return 0
 
 
