@@ -268,6 +268,22 @@ def test_threshold_search_with_workers_equals_one_process() -> None:
     assert search(data, lookahead=2, rounds=1, workers=2) == walk
 
 
+def test_the_onset_plus_offset_objective_trades_a_little_onset_f1_for_offsets(monkeypatch) -> None:
+    from rtamt.training import tune
+
+    def fake_score(config: TrackerConfig, data, lookahead: int) -> tuple[float, float, float, float]:
+        onset = 0.70 if config.frame_threshold == 0.15 else 0.69
+        offset = 0.40 if config.frame_threshold == 0.3 else 0.30
+        return onset, offset, 50.0, 100.0
+
+    monkeypatch.setattr(tune, "score", fake_score)
+    start = TrackerConfig(frame_threshold=0.2)
+    by_onset, _ = tune.search([], lookahead=2, rounds=1, start=start)
+    by_both, (onset, offset, _, _) = tune.search([], lookahead=2, rounds=1, start=start, objective="onset+offset")
+    assert by_onset.frame_threshold == 0.15 and by_both.frame_threshold == 0.3
+    assert (onset, offset) == (0.69, 0.40)
+
+
 def test_a_search_pool_ends_even_when_the_parent_only_records_sigterm() -> None:
     """A Python SIGTERM handler left in the parent (``rtamt live`` used as a library takes the signal to stop
     cleanly) must not keep forked workers alive through terminate(): the search would wait for ever."""
