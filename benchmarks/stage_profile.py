@@ -16,23 +16,17 @@ import gc
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from rtamt.audio import read_all
-from rtamt.bench import per_hop_compute
+from rtamt.bench import looped_example, per_hop_compute
 from rtamt.constants import HOP
 from rtamt.pipeline import build_transcriber
-from rtamt.resample import resample
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "duet" / "mix.flac"
 
 
 def profile(seconds: float, model_dir: str | None, device_rate: int = 48_000, block: int = 256) -> dict:
     transcriber = build_transcriber(device_rate, model_dir, mode="low-latency")
-    audio, rate = read_all(EXAMPLE)
-    stream = np.resize(resample(audio, rate, device_rate), int(seconds * device_rate))
+    stream = looped_example(int(seconds * device_rate), device_rate)
     stages = transcriber.chain.stages
     blocks = len(stream) // block
     times = np.zeros((blocks, len(stages)))

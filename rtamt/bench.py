@@ -16,6 +16,18 @@ from rtamt.hcqt import HarmonicStack
 from rtamt.normalize import EnergyNorm
 
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "duet"  # the bundled duet: mix.flac, notes.csv
+
+
+def looped_example(samples: int, device_rate: int) -> np.ndarray:
+    """The bundled duet at ``device_rate``, looped to ``samples`` samples: the stream the live benchmarks feed."""
+    from rtamt.audio import read_all
+    from rtamt.resample import resample
+
+    audio, rate = read_all(EXAMPLE / "mix.flac")
+    return np.resize(resample(audio, rate, device_rate), samples)
+
+
 def test_signal(seconds: float, seed: int = 0) -> np.ndarray:
     """Harmonic tones changing every 250 ms over soft noise: the CQT's cost does not depend on content."""
     rng = np.random.default_rng(seed)
@@ -129,17 +141,12 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
     """Algorithmic latency of each stage, whole-chain compute per hop over a long stream fed in device-sized
     blocks at ``device_rate``, memory at the start and end, and the measured JACK end-to-end note-on
     latency on the bundled example (when jackd is available)."""
-    from rtamt.audio import read_all
     from rtamt.pipeline import build_transcriber
-    from rtamt.resample import resample
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "duet"
     transcriber = build_transcriber(device_rate, model_dir, mode="low-latency")  # as `rtamt live`
     resampler = transcriber.resampler
-    audio, rate = read_all(example / "mix.flac")
-    audio = resample(audio, rate, device_rate)
     total = int(minutes * 60 * device_rate)
-    stream = np.resize(audio, total)  # the example looped
+    stream = looped_example(total, device_rate)
     time_per_block(transcriber.chain, stream[: 50 * block], block)  # warm up
     transcriber.chain.reset()
     rss_start, steal_start, wall_start = _rss_mb(), cpu_steal(), time.monotonic()
@@ -178,7 +185,7 @@ def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
     if jack:
-        result["jack_end_to_end"] = jack_end_to_end(example)
+        result["jack_end_to_end"] = jack_end_to_end(EXAMPLE)
     return result
 
 

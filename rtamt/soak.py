@@ -21,13 +21,11 @@ import numpy as np
 
 from rtamt import jack_e2e
 from rtamt.audio import read_all
-from rtamt.bench import cpu_steal
+from rtamt.bench import EXAMPLE, cpu_steal
 from rtamt.resample import resample
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "duet" / "mix.flac"
 
-
-def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = EXAMPLE) -> dict:
+def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = EXAMPLE / "mix.flac") -> dict:
     """Run the soak for ``minutes`` and return memory at start and end, drops, hanging notes and per-hop
     p99 per reporting interval (the first report, after ``stats_every_s``, is the start)."""
     reason = jack_e2e.jack_available()

@@ -6,9 +6,9 @@ end long after the keys were let go (a median 179 ms on MAPS, models/README.md).
 pitch and the timbre embedding averaged over the sounding pitches) gives, per frame, the probability that
 notes are being held by the pedal. It goes down once ``press_frames`` frames in a row are at or above
 ``threshold`` and comes up when more than ``release_frames`` frames in a row have been under it (holds
-against flicker near the threshold). While it is down, a note-on ends every sounding note that started at least ``legato_gap_s`` before it: one voice moves on,
-the key before it is let go. The tracker still follows the sound; the stage swallows its later note-off
-of a note it already ended. The pedal's state goes out as sustain-pedal changes (MIDI CC64) beside the
+against flicker near the threshold). While it is down, a note-on ends every sounding note that started
+at least ``legato_gap_s`` before it: one voice moves on, the key before it is let go. The tracker still
+follows the sound; the stage swallows its later note-off of a note it already ended. The pedal's state goes out as sustain-pedal changes (MIDI CC64) beside the
 notes, so a synthesizer keeps the released notes ringing as they were heard. Causal: everything is
 decided on the frame that arrives. For the first ``WARM_UP_FRAMES`` of a stream (0.58 s) the pedal stays up:
 the model was not trained on them.
@@ -46,7 +46,7 @@ def feature_count(embedding_dim: int) -> int:
 
 @dataclass(frozen=True)
 class SustainConfig:
-    threshold: float = 0.1  # pedal down while the held probability is at or above this
+    threshold: float = 0.1  # a frame says 'held' when the held probability is at or above this
     legato_gap_s: float = 0.1  # a note-on ends only notes that started at least this long before it
     press_frames: int = 1  # the pedal goes down on the frame that makes this many in a row at or above the threshold
     release_frames: int = 0  # the pedal comes up on the next frame under the threshold after this many in a row
