@@ -222,7 +222,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(json.dumps(bench_soak(args.minutes, args.stats_every), indent=2))
         return 0
-    result = bench_cqt(args.seconds, CQTConfig(lookahead_frames=args.lookahead, gamma_hz=args.gamma))
+    result = bench_cqt(args.seconds, CQTConfig(args.lookahead, args.gamma, args.window_peak))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -245,6 +245,8 @@ def add_frontend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gamma", type=float, default=0.0, help="variable-Q bandwidth offset in Hz (0 = constant Q)"
     )
+    parser.add_argument("--window-peak", type=float, default=0.5,
+                        help="where each analysis window peaks, 0.5 (symmetric) to <1 (at its newest sample)")  # fmt: skip
 
 
 def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:

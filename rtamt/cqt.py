@@ -9,7 +9,9 @@ the stage never waits for more audio than that; what it costs is the window's ow
 
 Windows: Blackman-Harris, length ``rate / (f / Q + gamma)``: ``gamma = 0`` is the constant-Q transform
 of the published model (1.6 s windows at C1); ``gamma > 0`` is a variable-Q transform whose low octaves
-get shorter windows, i.e. less latency for less frequency resolution.
+get shorter windows, i.e. less latency for less frequency resolution. ``window_peak > 0.5`` skews each
+window towards its newest sample (a long rising half, a short falling half), which moves a bin's group
+delay from half its window towards the present at the same window length, for wider spectral skirts.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ class CQTConfig:
 
     lookahead_frames: int = 0  # windows end this many hops after the frame's time
     gamma_hz: float = 0.0  # variable-Q bandwidth offset; 0 = constant Q
+    window_peak: float = 0.5  # where each window peaks, oldest (0) to newest (1) sample; 0.5 = symmetric
 
     def __post_init__(self) -> None:
         if self.lookahead_frames < 0:
             raise ValueError("lookahead_frames must be >= 0")
         if self.gamma_hz < 0:
             raise ValueError("gamma_hz must be >= 0")
+        if not 0.5 <= self.window_peak < 1.0:
+            raise ValueError("window_peak must be in [0.5, 1)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,12 +72,32 @@ def blackman_harris(length: int) -> np.ndarray:
     return 0.35875 - 0.48829 * np.cos(phase) + 0.14128 * np.cos(2 * phase) - 0.01168 * np.cos(3 * phase)
 
 
+def skewed_window(length: int, peak: float) -> np.ndarray:
+    """A Blackman-Harris window of ``length`` samples whose maximum lies at fraction ``peak`` of it.
+
+    The rising half of a Blackman-Harris window of ``2 * peak * length`` samples, then the falling half of
+    one of ``2 * (1 - peak) * length``; both halves are flat where they meet. ``peak = 0.5`` is
+    :func:`blackman_harris`.
+    """
+    if peak == 0.5 or length < 4:
+        return blackman_harris(length)
+    rise = min(max(int(round(peak * length)), 1), length - 1)
+    fall = length - rise
+    return np.concatenate([blackman_harris(2 * rise)[:rise], blackman_harris(2 * fall)[fall:]])
+
+
+def window_delay(window: np.ndarray) -> float:
+    """Group delay of a window at its centre frequency: samples from its newest sample to its centroid."""
+    return float(window.size - 1 - (np.arange(window.size) * window).sum() / window.sum())
+
+
 @dataclass
 class KernelBank:
     """All bins' complex kernels, flattened for the numba kernels."""
 
     levels: np.ndarray  # (N_BINS,) decimation level of each bin
     lengths: np.ndarray  # (N_BINS,) window length in samples at the bin's own rate
+    delays: np.ndarray  # (N_BINS,) window group delay in samples at the bin's own rate
     offsets: np.ndarray  # (N_BINS,) start of each kernel in real/imag
     real: np.ndarray
     imag: np.ndarray
@@ -93,13 +118,15 @@ def design_kernels(config: CQTConfig) -> KernelBank:
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     real = np.empty(int(lengths.sum()))
     imag = np.empty_like(real)
+    delays = np.empty(N_BINS)
     for b in range(N_BINS):
-        window = blackman_harris(int(lengths[b]))
+        window = skewed_window(int(lengths[b]), config.window_peak)
+        delays[b] = window_delay(window)
         phase = 2.0 * np.pi * freqs[b] / rates[b] * np.arange(lengths[b])
         scale = 1.0 / window.sum()
         real[offsets[b] : offsets[b] + lengths[b]] = window * np.cos(phase) * scale
         imag[offsets[b] : offsets[b] + lengths[b]] = -window * np.sin(phase) * scale
-    return KernelBank(levels, lengths, offsets, real, imag, decimation_lowpass())
+    return KernelBank(levels, lengths, delays, offsets, real, imag, decimation_lowpass())
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -218,7 +245,7 @@ class SlidingCQT(Stage):
         """Group delay of each bin's content behind the frame's time stamp, in ms."""
         freqs = bin_frequencies()
         levels = self.bank.levels
-        delay = 1.0 + (self.bank.lengths - 1) / 2.0 * 2.0**levels  # window centre, in input samples
+        delay = 1.0 + self.bank.delays * 2.0**levels  # window centroid, in input samples
         for d in range(1, N_OCTAVES):
             rate = SAMPLE_RATE / 2.0 ** (d - 1)
             below = levels >= d  # bins that went through decimation step d
@@ -246,4 +273,3 @@ class SlidingCQT(Stage):
                 }
             )
         return rows
-

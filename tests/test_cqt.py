@@ -34,7 +34,9 @@ def reference_power(audio: np.ndarray, cqt: SlidingCQT) -> np.ndarray:
     return power
 
 
-@pytest.mark.parametrize("config", [CQTConfig(), CQTConfig(lookahead_frames=2), CQTConfig(gamma_hz=8.0)])
+@pytest.mark.parametrize(
+    "config", [CQTConfig(), CQTConfig(lookahead_frames=2), CQTConfig(gamma_hz=8.0), CQTConfig(gamma_hz=10.0, window_peak=0.75)]
+)
 def test_numba_cqt_matches_brute_force(config: CQTConfig) -> None:
     audio = music_like(2.5, seed=3)
     cqt = SlidingCQT(config)
@@ -105,6 +107,32 @@ def test_variable_q_shortens_low_windows_only_where_it_should() -> None:
     assert variable.latency_ms[-1] == pytest.approx(constant.latency_ms[-1], rel=0.1)
     assert np.all(variable.bank.lengths <= constant.bank.lengths)
     assert len(bin_frequencies()) == N_BINS
+
+
+@pytest.mark.parametrize("midi", [36, 60, 84])
+def test_skewed_windows_see_a_tone_sooner_in_the_same_bin(midi: int) -> None:
+    """A window peaking near its newest sample: lower reported delay, the tone's bin reaches half its final
+    magnitude sooner, and the bin and amplitude convention are kept."""
+    symmetric, skewed = SlidingCQT(CQTConfig(gamma_hz=10.0)), SlidingCQT(CQTConfig(gamma_hz=10.0, window_peak=0.75))
+    long_enough = symmetric.bank.lengths >= 8
+    assert np.all(skewed.latency_ms[long_enough] < symmetric.latency_ms[long_enough])
+    audio = np.concatenate([np.zeros(SAMPLE_RATE), tone(midi, 1.5, amplitude=0.5)])
+    centre = 3 * (midi - 24) + 1
+    half_way = []
+    for cqt in (symmetric, skewed):
+        frames = cqt.process(audio)
+        magnitude = np.sqrt(frames[:, centre])
+        assert np.argmax(frames[-1]) == centre
+        assert magnitude[-1] == pytest.approx(0.25, rel=5e-3)
+        half_way.append(int(np.argmax(magnitude > 0.125)))
+    assert half_way[1] <= half_way[0]
+    if midi < 60:  # long windows: at least a hop sooner
+        assert half_way[1] < half_way[0]
+
+
+def test_window_peak_is_checked() -> None:
+    with pytest.raises(ValueError, match="window_peak"):
+        CQTConfig(window_peak=0.3)
 
 
 def test_lookahead_emits_frames_later_but_with_the_same_time_stamps() -> None:

@@ -26,6 +26,7 @@ class RunConfig:
     crop_frames: int = 430
     lookahead: int = 2
     gamma_hz: float = 10.0
+    window_peak: float = 0.5  # skew of the front end's windows (rtamt.cqt.CQTConfig)
     lr: float = 2e-3
     seed: int = 0
     workers: int = 1
@@ -40,7 +41,7 @@ class RunConfig:
 
     @property
     def cqt(self) -> CQTConfig:
-        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz)
+        return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz, window_peak=self.window_peak)
 
     def out_of_time(self, elapsed_s: float) -> bool:
         """Whether a run that has trained for ``elapsed_s`` seconds has used up ``max_minutes``."""

@@ -1,0 +1,49 @@
+"""The backbone's validation figures for saved checkpoints, on one validation split, with a chosen front end.
+
+    python benchmarks/backbone_validation.py models/checkpoints/backbone-onset.pt \
+        [--data data/synth-g/valid] [--window-peak 0.5 0.7]
+
+For each checkpoint and each window peak (rtamt.cqt.CQTConfig): onset and frame loss, frame F1 and the
+frame-level onset-peak F1 at a few thresholds, as a training run's validation reports them (96 crops). A
+checkpoint scored under a window peak it was not trained with shows what the front end alone changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from rtamt.training.backbone import TrainConfig, validate
+from rtamt.training.dataset import SynthCrops
+from rtamt.training.export import load_checkpoint
+from rtamt.training.models import Backbone
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, default=Path("data/synth-g/valid"))
+    parser.add_argument("--window-peak", type=float, nargs="+", default=None,
+                        help="front-end window peaks to score with (default: each checkpoint's own)")  # fmt: skip
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    known = {f.name for f in fields(TrainConfig)}
+    for checkpoint in args.checkpoints:
+        state = load_checkpoint(checkpoint)
+        stored = {k: v for k, v in state["config"].items() if k in known}
+        for peak in args.window_peak or [stored.get("window_peak", 0.5)]:
+            config = TrainConfig(**{**stored, "window_peak": peak, "batch": 16})
+            model = Backbone(config.gru_hidden, config.flux)
+            model.load_state_dict(state["model"])
+            crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
+            loader = torch.utils.data.DataLoader(crops, batch_size=16, num_workers=0)
+            figures = validate(model, loader, config, torch.device("cpu"))
+            print(json.dumps({"checkpoint": str(checkpoint), "window_peak": peak, **figures}))
+
+
+if __name__ == "__main__":
+    main()
