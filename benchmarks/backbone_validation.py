@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from rtamt.training.backbone import TrainConfig, validate
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import load_checkpoint
+from rtamt.training.export import checkpoint_config, load_checkpoint
 from rtamt.training.models import Backbone
 
 
@@ -31,12 +30,10 @@ def main() -> None:
                         help="front-end window peaks to score with (default: each checkpoint's own)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
-    known = {f.name for f in fields(TrainConfig)}
     for checkpoint in args.checkpoints:
         state = load_checkpoint(checkpoint)
-        stored = {k: v for k, v in state["config"].items() if k in known}
-        for peak in args.window_peak or [stored.get("window_peak", 0.5)]:
-            config = TrainConfig(**{**stored, "window_peak": peak, "batch": 16})
+        for peak in args.window_peak or [checkpoint_config(state, TrainConfig).window_peak]:
+            config = checkpoint_config(state, TrainConfig, window_peak=peak, batch=16)
             model = Backbone(config.gru_hidden, config.flux)
             model.load_state_dict(state["model"])
             crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from rtamt.training.dataset import SynthCrops
-from rtamt.training.export import load_checkpoint
+from rtamt.training.export import checkpoint_config, load_checkpoint
 from rtamt.training.models import TimbreEncoder
 from rtamt.training.timbre import TimbreConfig, validate
 
@@ -34,12 +33,10 @@ def main() -> None:
                         help="score every checkpoint with one loss over each batch of crops (else per crop)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    known = {f.name for f in fields(TimbreConfig)}
     for checkpoint in args.checkpoints:
         state = load_checkpoint(checkpoint)
-        stored = {k: v for k, v in state["config"].items() if k in known}
-        config = TimbreConfig(**{**stored, "batch": 8, "cross_register_weight": args.cross_register_weight,
-                                 "cross_mix": args.cross_mix})
+        config = checkpoint_config(state, TimbreConfig, batch=8, cross_register_weight=args.cross_register_weight,
+                                   cross_mix=args.cross_mix)  # fmt: skip
         model = TimbreEncoder(config.dim, config.width, config.register_film)
         model.load_state_dict(state["model"])
         crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)

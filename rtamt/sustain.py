@@ -8,8 +8,9 @@ notes are being held by the pedal. It goes down once ``press_frames`` frames in 
 ``threshold`` and comes up when more than ``release_frames`` frames in a row have been under it (holds
 against flicker near the threshold). While it is down, a note-on ends every sounding note that started
 at least ``legato_gap_s`` before it: one voice moves on, the key before it is let go. The tracker still
-follows the sound; the stage swallows its later note-off of a note it already ended. The pedal's state goes out as sustain-pedal changes (MIDI CC64) beside the
-notes, so a synthesizer keeps the released notes ringing as they were heard. Causal: everything is
+follows the sound; the stage swallows its later note-off of a note it already ended. The pedal's state
+goes out as sustain-pedal changes (MIDI CC64) beside the notes, so a synthesizer keeps the released notes
+ringing as they were heard. Causal: everything is
 decided on the frame that arrives. For the first ``WARM_UP_FRAMES`` of a stream (0.58 s) the pedal stays up:
 the model was not trained on them.
 """

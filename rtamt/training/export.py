@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -48,6 +49,9 @@ class RunConfig:
         return self.max_minutes > 0 and elapsed_s > 60 * self.max_minutes
 
 
+RunConfigT = TypeVar("RunConfigT", bound=RunConfig)
+
+
 def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time_axes: dict[str, int],
                      lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None, opset: int = 17) -> None:  # fmt: skip
     """Write ``model`` in its time-major form (see :func:`time_major`) as ONNX with inputs hcqt (1, 8, n, 252)
@@ -73,6 +77,13 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint written by :func:`save_checkpoint`, its tensors on the CPU whatever device trained it."""
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def checkpoint_config(state: dict, config_class: type[RunConfigT], **overrides: object) -> RunConfigT:
+    """A checkpoint's run settings as ``config_class``, with ``overrides``; settings this version no longer
+    has are left out, so older checkpoints load."""
+    known = {f.name for f in fields(config_class)}
+    return config_class(**{**{k: v for k, v in state["config"].items() if k in known}, **overrides})
 
 
 def training_device(name: str, threads: int) -> torch.device:
