@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rtamt.audio import read_all
+from rtamt.midi import ALL_NOTES_OFF
 from rtamt.resample import resample
 
 SERVER = "rtamt-e2e"
@@ -185,11 +186,16 @@ def _wait_for_rtamt_ports(client, live: subprocess.Popen, timeout_s: float = 60.
 
 def events_to_notes(events: list[tuple[float, int, int, int]]) -> tuple[list[tuple], int]:
     """Pair note-ons and note-offs per (channel, pitch): (onset_s, offset_s, pitch, channel), plus the
-    number of note-ons never turned off."""
+    number of note-ons never turned off. All Notes Off (controller 123) ends every note of its channel,
+    as it does in a synth."""
     sounding: dict[tuple[int, int], float] = {}
     notes = []
     for t, status, note, velocity in sorted(events, key=lambda e: e[0]):
         channel = status & 0x0F
+        if (status & 0xF0) == 0xB0 and note == ALL_NOTES_OFF:
+            for key in sorted(k for k in sounding if k[0] == channel):
+                notes.append((sounding.pop(key), t, key[1], channel))
+            continue
         key = (channel, note)
         if (status & 0xF0) == 0x90 and velocity > 0:
             if key in sounding:

@@ -15,6 +15,7 @@ TICKS_PER_BEAT = 480
 TEMPO_US = 500_000  # 120 bpm: 960 ticks per second
 DRUM_CHANNEL = 9  # GM percussion (channel 10): never used for pitched notes
 SUSTAIN_PEDAL = 64  # MIDI controller number (CC64)
+ALL_NOTES_OFF = 123  # MIDI channel-mode controller: ends every note of its channel
 
 
 def channel_for(index: int) -> int:

@@ -20,7 +20,7 @@ from typing import IO, Protocol, runtime_checkable
 import mido
 
 from rtamt.live import LiveError
-from rtamt.midi import SUSTAIN_PEDAL, channel_for, write_midi_file
+from rtamt.midi import ALL_NOTES_OFF, SUSTAIN_PEDAL, channel_for, write_midi_file
 from rtamt.sustain import PedalChange
 from rtamt.tracker import NoteEvent
 
@@ -113,6 +113,7 @@ class MidiPortSink(Sink):
         import rtmidi
 
         self.channels: set[int] = set()  # MIDI channels a note went out on: the pedal goes to each
+        self._played_since_all_off = False  # a note-on went out since the last all_off
 
         if not port and sys.platform == "win32":
             raise LiveError(no_virtual_ports_message("Windows MIDI cannot create virtual ports"))
@@ -147,6 +148,7 @@ class MidiPortSink(Sink):
             if self.pedal_down:  # a channel opened under the pedal gets it too
                 self._send_pedal(channel, True)
         if event.on:
+            self._played_since_all_off = True
             velocity = max(event.velocity, 1)
             message = mido.Message("note_on", channel=channel, note=event.pitch, velocity=velocity)
         else:
@@ -162,14 +164,21 @@ class MidiPortSink(Sink):
         self._out.send_message(message.bytes())
 
     def all_off(self) -> None:
-        """Note-off for every sounding note and the pedal up, then All Notes Off on every channel used."""
-        channels = sorted({channel_for(timbre) for timbre, _ in self.sounding})
+        """Note-off for every sounding note and the pedal up, then All Notes Off on every channel a note
+        went out on since the last call: a note-off the MIDI system lost on the way (a JACK graph that
+        overran a cycle drops events) cannot leave a synth sounding."""
         super().all_off()
-        for channel in channels:
-            self._out.send_message(mido.Message("control_change", channel=channel, control=123).bytes())
+        if self._played_since_all_off:
+            self._all_notes_off()
+        self._played_since_all_off = False
+
+    def _all_notes_off(self) -> None:
+        for channel in sorted(self.channels):
+            self._out.send_message(mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF).bytes())
 
     def release(self) -> None:
         time.sleep(PORT_RELEASE_S)  # a loaded machine can hold back a JACK cycle well beyond its period
+        self._all_notes_off()  # again, in a later cycle: an overrun cycle may have dropped the first
         self._out.close_port()
         del self._out
 

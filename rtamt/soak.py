@@ -58,7 +58,7 @@ def bench_soak(minutes: float, stats_every_s: float = 30.0, audio_path: Path = E
         "per_hop_ms_median_all": summary.get("per_hop_ms_median"),
         "reports": reports,
     }
-    if run["returncode"] != 130:  # not stopped by the soak's Ctrl-C: say why
+    if run["returncode"] != 130 or hanging:  # not stopped cleanly by the soak's Ctrl-C: say why
         result["stderr_tail"] = run["stderr_tail"]
     if reports:
         start, end = reports[0]["rss_mb"], reports[-1]["rss_mb"]
@@ -179,4 +179,5 @@ def _follow_events(stream, sounding: dict[tuple[int, int], int]) -> None:  # noq
     for line in stream:
         if line.startswith("{"):
             event = json.loads(line)
-            sounding[(event["channel"], event["pitch"])] = 1 if event["on"] else 0
+            if "on" in event:  # a note (the other records are sustain-pedal changes)
+                sounding[(event["channel"], event["pitch"])] = 1 if event["on"] else 0

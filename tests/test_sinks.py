@@ -94,6 +94,48 @@ def test_sink_specs_parse_names_options_and_module_attrs() -> None:
         parse_spec("osc:9000")
 
 
+class FakeMidiOut:
+    """Stands in for python-rtmidi's MidiOut: keeps every message sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def send_message(self, message: list[int]) -> None:
+        self.sent.append(list(message))
+
+    def close_port(self) -> None:
+        pass
+
+
+def test_midi_port_sink_ends_with_all_notes_off_on_every_channel_it_played(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A note-off the MIDI system loses on the way (a JACK cycle overrun drops events) must not leave a
+    synth sounding: stopping sends All Notes Off on every channel a note went out on, not only on the
+    channels with a note still sounding, and again in a later JACK cycle, when the port closes."""
+    pytest.importorskip("rtmidi")
+    monkeypatch.setattr("rtamt.sinks.PORT_RELEASE_S", 0.0)
+    sink = MidiPortSink.__new__(MidiPortSink)
+    Sink.__init__(sink)
+    sink.channels, sink._played_since_all_off, sink._out = set(), False, FakeMidiOut()
+    out = sink._out
+    for event in [on(60, 0), off(60, 4), on(64, 5, timbre=1)]:
+        sink.send(event)
+    sink.all_off()
+    assert out.sent[-3:] == [[0x81, 64, 64], [0xB0, 123, 0], [0xB1, 123, 0]]  # channel 0 has nothing sounding
+    count = len(out.sent)
+    sink.close()  # nothing played since: no note-offs, and All Notes Off once more just before the port closes
+    assert out.sent[count:] == [[0xB0, 123, 0], [0xB1, 123, 0]]
+
+
+def test_all_notes_off_ends_the_notes_of_its_channel_only() -> None:
+    from rtamt.jack_e2e import events_to_notes
+
+    events = [(0.0, 0x90, 60, 90), (0.1, 0x91, 62, 90), (0.2, 0x90, 64, 90), (0.5, 0xB0, 123, 0)]
+    notes, hanging = events_to_notes(events)
+    assert notes == [(0.0, 0.5, 60, 0), (0.2, 0.5, 64, 0)] and hanging == 1
+
+
 def test_without_virtual_ports_the_message_names_midi_port(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("rtmidi")
     monkeypatch.setattr(sys, "platform", "win32")
