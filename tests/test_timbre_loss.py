@@ -66,3 +66,26 @@ def test_cross_mix_gives_solo_crops_negatives_and_same_sounds_positives() -> Non
     _, positive, negative, _ = batch_loss(FixedEncoder(apart), dict(batch, timbre=torch.tensor([[3] + [-1] * 15] * 2)),
                                           crossed, generator)  # fmt: skip
     assert negative != negative and positive < 1.0  # no negatives (NaN); the other crop's bins are positives
+
+
+def test_mix_weight_adds_the_per_crop_loss_to_the_pooled_one() -> None:
+    # One crop with two instruments: with the per-crop term added, embedding them apart pays more than the
+    # pooled loss alone pays for it.
+    frames, lookahead = 200, 2
+    instrument = torch.full((1, 84, frames), -1, dtype=torch.int64)
+    instrument[0, 40, 150:190] = 0
+    instrument[0, 52, 150:190] = 1
+    apart = torch.zeros(1, 3, 84, frames)
+    apart[0, 0, 40] = 1.0
+    apart[0, 1, 52] = 1.0
+    alike = torch.zeros(1, 3, 84, frames)
+    alike[0, 0] = 1.0
+    batch = {"hcqt": torch.zeros(1, 8, 252, frames), "instrument": instrument,
+             "timbre": torch.tensor([[3, 4] + [-1] * 14])}  # fmt: skip
+
+    def loss(embedding: torch.Tensor, weight: float) -> float:
+        config = TimbreConfig(bins_per_crop=64, lookahead=lookahead, cross_mix=True, mix_weight=weight)
+        return float(batch_loss(FixedEncoder(embedding), batch, config, torch.Generator().manual_seed(0))[0])
+
+    pooled_gap = loss(alike, 0.0) - loss(apart, 0.0)
+    assert loss(alike, 1.0) - loss(apart, 1.0) > pooled_gap + 0.1  # the per-crop term rewards apart

@@ -10,7 +10,8 @@ octave or more from its anchor counts 1 + W times (one instrument's low and high
 together). With ``--cross-mix`` the loss is taken over the bins of every crop of the batch at once, an
 instrument slot labelled by its sound (bank and program): the same sound in another crop is a positive and
 every other sound a negative, so a solo crop (which alone has no negatives) teaches too, and the register
-an instrument happens to play in one mix no longer tells it apart. The encoder never sees the backbone:
+an instrument happens to play in one mix no longer tells it apart; ``--mix-weight W`` adds W times the
+per-crop loss, which alone teaches telling a mix's parts apart. The encoder never sees the backbone:
 both read the same HCQT, so the backbone stays frozen by construction.
 """
 
@@ -43,6 +44,7 @@ class TimbreConfig(RunConfig):
     cross_register_weight: float = 0.0  # extra weight of positives REGISTER_SEMITONES or more apart
     register_film: bool = False  # per-bin scale and shift before the head (TimbreEncoder)
     cross_mix: bool = False  # one loss over the batch's crops: the same sound in another crop is a positive
+    mix_weight: float = 0.0  # with cross_mix: plus this weight times the per-crop loss (tell a mix's parts apart)
 
 
 REGISTER_SEMITONES = 12  # "another register": an octave or more apart
@@ -83,22 +85,29 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
 
 def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generator: torch.Generator):
     """Mean contrastive loss over the crops of a batch (with ``cross_mix``, one loss over the bins of all
-    its crops), the mean positive and negative cosine, and the mean cosine of positives an octave or more
-    apart."""
+    its crops, plus ``mix_weight`` times the mean per-crop loss), the mean positive and negative cosine,
+    and the mean cosine of positives an octave or more apart (over the groups of the main loss)."""
     embedding, *_ = model(batch["hcqt"])
     groups = []  # (embeddings, labels, pitches) the loss is taken over: one per crop, or the batch pooled
+    crops = []  # per crop, labelled by the instrument's slot in its mix
     for b in range(embedding.shape[0]):  # bins are drawn on the CPU (the generator's device)
         pitch, frame = sample_bins(batch["instrument"][b], config.bins_per_crop, config.lookahead, generator)
         if len(pitch) < 2:
             continue
-        labels = batch["instrument"][b][pitch, frame]
-        if config.cross_mix:  # the slot's sound, the same in every crop that plays it
-            labels = batch["timbre"][b][labels]
+        slots = batch["instrument"][b][pitch, frame]
+        labels = batch["timbre"][b][slots] if config.cross_mix else slots  # the slot's sound, in every crop
         pitch, frame = pitch.to(embedding.device), frame.to(embedding.device)
         e = embedding[b, :, pitch, frame + config.lookahead].T  # output t + L describes frame t
         groups.append((e, labels.to(embedding.device), pitch))
+        crops.append((e, slots.to(embedding.device), pitch))
+    within = None
     if config.cross_mix and groups:
         groups = [tuple(torch.cat(parts) for parts in zip(*groups))]
+        if config.mix_weight > 0:
+            per_crop = [supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
+                        for e, labels, pitch in crops]  # fmt: skip
+            per_crop = [loss for loss in per_crop if loss is not None]
+            within = config.mix_weight * torch.stack(per_crop).mean() if per_crop else None
     losses, pos_sims, neg_sims, far_sims = [], [], [], []
     for e, labels, pitch in groups:
         loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
@@ -117,7 +126,8 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
     if not losses:
         return None, 0.0, 0.0, float("nan")
     mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
-    return torch.stack(losses).mean(), mean(pos_sims), mean(neg_sims), mean(far_sims)
+    total = torch.stack(losses).mean() + (within if within is not None else 0.0)
+    return total, mean(pos_sims), mean(neg_sims), mean(far_sims)
 
 
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
