@@ -1,8 +1,12 @@
 """``python -m rtamt`` and the ``rtamt`` command."""
 
 import os
-import signal
-import sys
+
+try:
+    import signal
+    import sys
+except KeyboardInterrupt:  # Ctrl-C while the interpreter was still starting: nothing is open yet
+    os._exit(130)
 
 STOPPING = (signal.SIGINT, signal.SIGTERM)
 

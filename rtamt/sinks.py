@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -42,7 +43,9 @@ class Sink(ABC):
     """Base for sinks: keeps what sounds, so that a re-strike ends the previous note first, a note-off
     for a silent note is dropped, and :meth:`close` ends every sounding note and lifts the pedal.
     Subclasses implement :meth:`emit` (one well-formed event), :meth:`emit_pedal` if they carry the
-    sustain pedal and, if they hold something, :meth:`release`."""
+    sustain pedal and, if they hold something, :meth:`release`. Thread-safe: when stopping, the engine
+    may end the notes from another thread while a slow worker still sends; what it sends after
+    :meth:`close` is dropped, so no note-on can follow the last note-offs."""
 
     name = "sink"
 
@@ -52,25 +55,30 @@ class Sink(ABC):
         self._frame = 0  # latest frame seen: where close() ends what still sounds
         self.pedal_down = False
         self.closed = False
+        self._lock = threading.RLock()
 
     def send(self, event: NoteEvent) -> None:
-        key = (event.timbre, event.pitch)
-        self._frame = max(self._frame, event.frame)
-        if event.on:
-            if key in self.sounding:  # re-strike: end the previous note first
-                self.emit(replace(event, on=False, velocity=0))
-            self.sounding[key] = event
-            self.sent += 1
-        elif self.sounding.pop(key, None) is None:
-            return
-        self.emit(event)
+        with self._lock:
+            if self.closed:
+                return
+            key = (event.timbre, event.pitch)
+            self._frame = max(self._frame, event.frame)
+            if event.on:
+                if key in self.sounding:  # re-strike: end the previous note first
+                    self.emit(replace(event, on=False, velocity=0))
+                self.sounding[key] = event
+                self.sent += 1
+            elif self.sounding.pop(key, None) is None:
+                return
+            self.emit(event)
 
     def pedal(self, change: PedalChange) -> None:
         """A sustain-pedal change (repeats of the current state are dropped)."""
-        if change.down != self.pedal_down:
-            self.pedal_down = change.down
-            self._frame = max(self._frame, change.frame)
-            self.emit_pedal(change)
+        with self._lock:
+            if change.down != self.pedal_down and not self.closed:
+                self.pedal_down = change.down
+                self._frame = max(self._frame, change.frame)
+                self.emit_pedal(change)
 
     @abstractmethod
     def emit(self, event: NoteEvent) -> None:
@@ -81,24 +89,27 @@ class Sink(ABC):
 
     def all_off(self) -> None:
         """A note-off for every sounding note, then the pedal up."""
-        last = self._frame
-        for (timbre, pitch), on in sorted(self.sounding.items()):
-            end = max(self._frame, on.frame + 1)
-            self.emit(NoteEvent(False, pitch, end, end, 0, timbre))
-            last = max(last, end)
-        self.sounding.clear()
-        if self.pedal_down:
-            self.pedal(PedalChange(False, last, last))
+        with self._lock:
+            last = self._frame
+            for (timbre, pitch), on in sorted(self.sounding.items()):
+                end = max(self._frame, on.frame + 1)
+                self.emit(NoteEvent(False, pitch, end, end, 0, timbre))
+                last = max(last, end)
+            self.sounding.clear()
+            if self.pedal_down:
+                self.pedal_down = False
+                self.emit_pedal(PedalChange(False, last, last))
 
     def release(self) -> None:
         """Give back what the sink holds (port, file); called once by :meth:`close`."""
 
     def close(self) -> None:
         """End every sounding note and release the sink; a second call does nothing."""
-        if self.closed:
-            return
-        self.closed = True
-        self.all_off()
+        with self._lock:
+            if self.closed:
+                return
+            self.all_off()
+            self.closed = True
         self.release()
 
 
@@ -167,10 +178,11 @@ class MidiPortSink(Sink):
         """Note-off for every sounding note and the pedal up, then All Notes Off on every channel a note
         went out on since the last call: a note-off the MIDI system lost on the way (a JACK graph that
         overran a cycle drops events) cannot leave a synth sounding."""
-        super().all_off()
-        if self._played_since_all_off:
-            self._all_notes_off()
-        self._played_since_all_off = False
+        with self._lock:
+            super().all_off()
+            if self._played_since_all_off:
+                self._all_notes_off()
+            self._played_since_all_off = False
 
     def _all_notes_off(self) -> None:
         for channel in sorted(self.channels):

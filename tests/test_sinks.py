@@ -57,6 +57,9 @@ def test_sink_ends_restrikes_drops_stray_offs_and_closes_every_sounding_note() -
     sink.released = False
     sink.close()  # a second close does nothing
     assert not sink.released
+    count = len(sink.got)
+    sink.send(on(67, 12))  # a slow worker's late note after the close is dropped: no note-on after the note-offs
+    assert len(sink.got) == count and not sink.sounding
 
 
 def test_midi_file_sink_writes_one_track_per_timbre_and_ends_hanging_notes(tmp_path: Path) -> None:
