@@ -14,7 +14,7 @@ import numpy as np
 
 from rtamt.chain import Stage
 from rtamt.constants import HOP_S, N_HARMONICS, N_HCQT_BINS, N_PITCHES
-from rtamt.models import ModelError, open_session
+from rtamt.models import ModelError, cqt_config_of, open_session
 from rtamt.normalize import SILENCE
 
 
@@ -102,7 +102,7 @@ class NoteModels(Stage):
         if backbone.lookahead != encoder.lookahead:
             raise ModelError(f"backbone looks {backbone.lookahead} frames ahead, the timbre encoder "
                              f"{encoder.lookahead}: they must agree")  # fmt: skip
-        if backbone.meta["cqt_config"] != encoder.meta["cqt_config"]:
+        if cqt_config_of(backbone.meta) != cqt_config_of(encoder.meta):  # as settings: defaults may be left out
             raise ModelError("backbone and timbre encoder were trained on different front-end settings")
         self.backbone, self.encoder = backbone, encoder
 

@@ -190,3 +190,20 @@ def test_growing_flux_branch_and_gru_starts_as_the_same_function(gru_hidden: int
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="does not fit"):
         load_grown(grown, TimbreEncoder().state_dict())
+
+
+def test_models_pair_up_when_their_front_ends_agree_as_settings() -> None:
+    """A model exported after a front-end field was added writes it with its default; a model exported
+    before leaves it out: the two still describe the same front end. Other settings are refused."""
+    import json
+    from types import SimpleNamespace
+
+    from rtamt.backbone import NoteModels
+
+    def model(**cqt) -> SimpleNamespace:
+        return SimpleNamespace(lookahead=2, meta={"cqt_config": json.dumps(cqt)})
+
+    older = model(lookahead_frames=0, gamma_hz=10.0)
+    NoteModels(older, model(lookahead_frames=0, gamma_hz=10.0, window_peak=CQTConfig().window_peak))
+    with pytest.raises(ModelError, match="different front-end settings"):
+        NoteModels(older, model(lookahead_frames=0, gamma_hz=10.0, window_peak=0.7))
