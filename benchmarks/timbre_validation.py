@@ -7,7 +7,7 @@ For each checkpoint: the contrastive loss (positives an octave or more apart wei
 cosine of same-instrument bins, of different-instrument bins, and of same-instrument bins an octave or
 more apart, as the training run's validation reports them (64 crops, fixed bins); per crop, or with
 ``--cross-mix`` over each batch of 8 crops (another crop's sound a negative), whatever the checkpoint
-was trained with.
+was trained with (a ``--mix-weight`` it was trained with is left out: the two losses are reported apart).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> None:
     for checkpoint in args.checkpoints:
         state = load_checkpoint(checkpoint)
         config = checkpoint_config(state, TimbreConfig, batch=8, cross_register_weight=args.cross_register_weight,
-                                   cross_mix=args.cross_mix)  # fmt: skip
+                                   cross_mix=args.cross_mix, mix_weight=0.0)  # fmt: skip
         model = TimbreEncoder(config.dim, config.width, config.register_film)
         model.load_state_dict(state["model"])
         crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
