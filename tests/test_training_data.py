@@ -151,3 +151,41 @@ def test_tiny_build_writes_shards_that_the_dataset_reads(tmp_path, monkeypatch) 
     example, _ = crops.crop_position(0, np.random.default_rng([crops.seed, crops.epoch, 0, 1]))
     slots = len(shards.examples[example].timbres)
     assert item["timbre"].shape == (MAX_SLOTS,) and (item["timbre"][:slots] >= 0).all() and (item["timbre"][slots:] == -1).all()
+
+
+BUILD_AFTER_TORCH = """
+import sys, tempfile
+from pathlib import Path
+
+
+def main():
+    import torch
+
+    torch.set_num_threads(2)
+    for _ in range(3):  # torch's thread pool is now running
+        (torch.randn(400, 400) @ torch.randn(400, 400)).sum()
+    from rtamt.training import data
+
+    data.SHARD_EXAMPLES = 2
+    data.build_split(Path(tempfile.mkdtemp()), "train", 2 * data.EXAMPLE_S / 3600, data.BuildConfig(seed=7), {}, workers=1)
+    print("built")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@needs_synth
+def test_building_shards_after_torch_ran_does_not_hang(tmp_path) -> None:
+    """Render workers forked from a process whose torch thread pool had run deadlocked (the test suite hung
+    in session 18); they now start from a clean server process."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    script = tmp_path / "build_after_torch.py"
+    script.write_text(BUILD_AFTER_TORCH)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "built"

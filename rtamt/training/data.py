@@ -259,7 +259,7 @@ def build_split(out: Path, split: str, hours: float, config: BuildConfig, works:
     rendered = 0
     if todo:
         tasks = [(split, index, config) for _, r in todo for index in r]
-        with multiprocessing.get_context("fork").Pool(workers, _init_worker, (split_works(works, split),)) as pool:
+        with multiprocessing.get_context("forkserver").Pool(workers, _init_worker, (split_works(works, split),)) as pool:
             results = pool.imap(_make, tasks, chunksize=1)
             for shard, r in todo:
                 examples = []
