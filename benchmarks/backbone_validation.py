@@ -19,7 +19,6 @@ import torch
 from rtamt.training.backbone import TrainConfig, validate
 from rtamt.training.dataset import SynthCrops
 from rtamt.training.export import checkpoint_config, load_checkpoint
-from rtamt.training.models import Backbone
 
 
 def main() -> None:
@@ -34,9 +33,10 @@ def main() -> None:
         state = load_checkpoint(checkpoint)
         for peak in args.window_peak or [checkpoint_config(state, TrainConfig).window_peak]:
             config = checkpoint_config(state, TrainConfig, window_peak=peak, batch=16)
-            model = Backbone(config.gru_hidden, config.flux)
+            model = config.build_model()
             model.load_state_dict(state["model"])
-            crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)
+            crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt,
+                               fast=config.fast_cqt)  # fmt: skip
             loader = torch.utils.data.DataLoader(crops, batch_size=16, num_workers=0)
             figures = validate(model, loader, config, torch.device("cpu"))
             print(json.dumps({"checkpoint": str(checkpoint), "window_peak": peak, **figures}))

@@ -7,8 +7,11 @@ Uses each piece's model outputs as ``rtamt bench latency --data`` caches them (`
 kept under ``--cache``, by default the benchmark's cache folder), then replays the note tracker and the
 online clusterer for the shipped clusterer settings and for each ``--set`` variant. Per piece: channels
 spawned (K unknown) against the instruments in notes.csv, and separation F (onset F1 of channels matched
-one-to-one to instruments, averaged over instruments). For measurement only: the settings are chosen on
-synthetic validation data (``python -m rtamt.training.tune clusters``).
+one-to-one to instruments, averaged over instruments), and the polyphony of the channels and of the
+instruments: the share of notes that start while another note of the same channel (instrument) sounds. A
+monophonic instrument's channel that stays near zero could tell it from a piano's (it does not: session
+18 measured BACH10's channels as polyphonic as maps-dev's, because they mix instruments). For measurement
+only: the settings are chosen on synthetic validation data (``python -m rtamt.training.tune clusters``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,20 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 from rtamt.evaluate import read_notes_csv, separation_metrics
 from rtamt.latency import default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
 from rtamt.pipeline import build_transcriber
+from rtamt.tracker import note_pairs
+
+
+def polyphony(notes: list[tuple[float, float]]) -> float:
+    """Share of (onset, offset) notes that start while another of them sounds."""
+    ordered = sorted(notes)
+    inside = sum(any(on2 < on < off2 for on2, off2 in ordered[:i]) for i, (on, _) in enumerate(ordered))
+    return inside / max(len(ordered), 1)
 
 
 def parse_value(text: str):
@@ -58,11 +71,19 @@ def main(argv: list[str] | None = None) -> int:
             for on, off, midi, instrument in read_notes_csv(piece / "notes.csv"):
                 reference.setdefault(instrument, []).append((on, off, midi))
             events = replay(piece_out, base.tracker.config, config, base.sustain)
-            rows[f"{piece.parent.name}/{piece.name}"] = separation_metrics(reference, events)
+            row = separation_metrics(reference, events)
+            channels: dict[int, list[tuple[float, float]]] = {}
+            for on, off in note_pairs(events):
+                channels.setdefault(on.timbre, []).append((on.time_s, off))
+            row["channel_polyphony"] = round(float(np.mean([polyphony(n) for n in channels.values()] or [0.0])), 3)
+            row["instrument_polyphony"] = round(float(np.mean([polyphony([(a, b) for a, b, _ in n])
+                                                               for n in reference.values()])), 3)  # fmt: skip
+            rows[f"{piece.parent.name}/{piece.name}"] = row
         report["variants"][name] = {"config": asdict(config), "pieces": rows}
         print(f"{name}:", file=sys.stderr)
         for piece, row in rows.items():
-            print(f"  {piece:45s} K {row['k']} channels {row['channels']:2d} separation F {row['separation_f']:.3f}",
+            print(f"  {piece:45s} K {row['k']} channels {row['channels']:2d} separation F {row['separation_f']:.3f} "
+                  f"polyphony: channels {row['channel_polyphony']:.2f}, instruments {row['instrument_polyphony']:.2f}",
                   file=sys.stderr)  # fmt: skip
     print(json.dumps(report, indent=1))
     return 0

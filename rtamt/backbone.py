@@ -13,13 +13,15 @@ import os
 import numpy as np
 
 from rtamt.chain import Stage
-from rtamt.constants import HOP_S, N_HARMONICS, N_HCQT_BINS, N_PITCHES
+from rtamt.constants import HOP_S, N_HCQT_BINS, N_PITCHES
 from rtamt.models import ModelError, cqt_config_of, open_session
 from rtamt.normalize import SILENCE
 
 
 class StreamingModel(Stage):
-    """(n, 8, 252) HCQT frames in, (n, channels, 84) out; subclasses name the model kind and outputs."""
+    """(n, 8, 252) HCQT frames in, (n, channels, 84) out; subclasses name the model kind and outputs. A
+    backbone with the fast onset path reads (n, 8 + N_FAST, 252); a model given more channels than it
+    reads takes the first ones (the timbre encoder beside such a backbone)."""
 
     kind = ""
     channels = 0
@@ -28,6 +30,7 @@ class StreamingModel(Stage):
         self.session, self.meta = open_session(path, self.kind, threads)
         self.lookahead = int(self.meta["lookahead_frames"])
         inputs = self.session.get_inputs()
+        self.input_channels = int(inputs[0].shape[1])
         self._cache_names = [i.name for i in inputs[1:]]
         self._cache_shapes = [tuple(i.shape) for i in inputs[1:]]
         self._output_names = [o.name for o in self.session.get_outputs()]
@@ -51,6 +54,10 @@ class StreamingModel(Stage):
     def process(self, block: np.ndarray) -> np.ndarray:
         if len(block) == 0:
             return self.empty_output()
+        if block.shape[1] < self.input_channels:
+            raise ModelError(f"the {self.kind} model reads {self.input_channels} front-end channels, the front end "
+                             f"gives {block.shape[1]}: build the front end from the model's metadata")  # fmt: skip
+        block = block[:, : self.input_channels]
         hcqt = np.ascontiguousarray(block.transpose(1, 0, 2)[None], dtype=np.float32)  # (1, 8, n, 252)
         results = self.session.run(self._output_names, {"hcqt": hcqt, **dict(zip(self._cache_names, self._caches))})
         n_out = len(results) - len(self._caches)
@@ -62,7 +69,7 @@ class StreamingModel(Stage):
 
     def flush(self) -> np.ndarray:
         """Feed ``lookahead`` silent frames so that the last real frames get their outputs."""
-        tail = self.process(np.full((self.lookahead, N_HARMONICS, N_HCQT_BINS), SILENCE, dtype=np.float32))
+        tail = self.process(np.full((self.lookahead, self.input_channels, N_HCQT_BINS), SILENCE, dtype=np.float32))
         self.reset()
         return tail
 

@@ -34,6 +34,11 @@ HARMONIC_SHIFTS: tuple[int, ...] = (-36, 0, 36, 57, 72, 84, 93, 101)
 N_HARMONICS: int = len(HARMONIC_SHIFTS)
 N_HCQT_BINS: int = 3 * N_PITCHES  # 252
 
+# Fast onset path (optional, rtamt.frontend.FastPathTap): a second, short-window CQT whose harmonic-stack
+# channels FAST_CHANNELS (harmonics 1-3) follow the 8 HCQT channels, for the backbone's onset branch only.
+FAST_CHANNELS: tuple[int, ...] = (1, 2, 3)
+N_FAST: int = len(FAST_CHANNELS)
+
 DEFAULT_BLOCK: int = 1024  # samples per block when reading files
 MAX_INPUT_CHANNELS: int = 256  # an array with more columns than this is taken for (channels, samples): refused
 

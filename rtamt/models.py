@@ -55,3 +55,8 @@ def open_session(path: str | os.PathLike, kind: str, threads: int = 1) -> tuple[
 def cqt_config_of(meta: dict) -> CQTConfig:
     """The front-end settings a model was trained with."""
     return CQTConfig(**json.loads(meta["cqt_config"]))
+
+
+def fast_config_of(meta: dict) -> CQTConfig | None:
+    """The settings of the fast onset path's CQT a backbone reads beside the HCQT (None: it reads none)."""
+    return CQTConfig(**json.loads(meta["fast_cqt_config"])) if "fast_cqt_config" in meta else None

@@ -17,9 +17,8 @@ from rtamt.chain import Chain
 from rtamt.cluster import ClusterConfig, TimbreAssigner
 from rtamt.constants import HOP_S
 from rtamt.cqt import SlidingCQT
-from rtamt.hcqt import HarmonicStack
-from rtamt.models import cqt_config_of, models_dir
-from rtamt.normalize import EnergyNorm
+from rtamt.frontend import model_analysis_stages
+from rtamt.models import models_dir
 from rtamt.resample import Resampler
 from rtamt.sustain import PedalChange, SustainModel, SustainStage
 from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig
@@ -66,8 +65,8 @@ class Transcriber:
         tracker_key = settings_key(backbone.meta, "tracker", mode)
         if tracker is None and tracker_key:
             tracker = TrackerConfig.from_json(backbone.meta[tracker_key])
-        cqt = SlidingCQT(cqt_config_of(backbone.meta))
-        front = [Resampler(), cqt, EnergyNorm(), HarmonicStack()]
+        front = [Resampler(), *model_analysis_stages(backbone.meta)]
+        cqt = next(stage for stage in front if isinstance(stage, SlidingCQT))
         timbre_path = directory / "timbre.onnx"
         self.model_dir, self.cqt, self.backbone = directory, cqt, backbone
         self.assigner: TimbreAssigner | None = None

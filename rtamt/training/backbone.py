@@ -50,6 +50,16 @@ class TrainConfig(RunConfig):
     flux: int = 0  # spectral-flux channels feeding the onset branch (see models.Backbone)
     onset_width: int = 1
     restrike_weight: float = 1.0  # weight of the onset targets of re-struck notes (see ``restrikes``)
+    fast_gamma_hz: float = 0.0  # > 0: a fast onset path on a short-window CQT with this variable-Q offset
+
+    @property
+    def fast_cqt(self) -> CQTConfig | None:
+        if self.fast_gamma_hz <= 0:
+            return None
+        return CQTConfig(lookahead_frames=0, gamma_hz=self.fast_gamma_hz, window_peak=self.window_peak)
+
+    def build_model(self) -> Backbone:
+        return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None)
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,
@@ -132,11 +142,11 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
-GROWN_PARTS = ("flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
+GROWN_PARTS = ("flux.", "fast_flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
 
 
 def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branch and
+    """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branches and
     GRU, the timbre encoder's register scale and shift) into one with them: the onset conv's new input
     channels, the GRU's output layer and the register scale and shift start at zero, so the grown model
     starts as the same function."""
@@ -160,7 +170,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     device = training_device(config.device, config.threads)
-    model = Backbone(config.gru_hidden, config.flux).to(device)
+    model = config.build_model().to(device)
 
     def loss(batch: dict) -> tuple[torch.Tensor, str]:
         out_losses = losses(model, batch, config)
@@ -175,14 +185,16 @@ def export(run: Path, out: Path) -> None:
     """Export the run's checkpoint (see :func:`export_model`)."""
     state = load_checkpoint(run / "checkpoint.pt")
     config = TrainConfig(**state["config"])
-    model = Backbone(config.gru_hidden, config.flux)
+    model = config.build_model()
     model.load_state_dict(state["model"])
-    export_model(model, config.lookahead, config.cqt, out, {"train_steps": str(state["step"])})
+    export_model(model, config.lookahead, config.cqt, out, {"train_steps": str(state["step"])}, config.fast_cqt)
 
 
-def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None) -> None:
-    """Streaming ONNX: hcqt (1, 8, n, 252) + caches in; onset, frame (1, n, 84) + new caches out."""
-    export_streaming(model, "backbone", ["onset", "frame"], {"onset": 1, "frame": 1}, lookahead, cqt, out, extra)
+def export_model(model: Backbone, lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None,
+                 fast: CQTConfig | None = None) -> None:  # fmt: skip
+    """Streaming ONNX: hcqt (1, 8 [+ N_FAST], n, 252) + caches in; onset, frame (1, n, 84) + new caches out."""
+    export_streaming(model, "backbone", ["onset", "frame"], {"onset": 1, "frame": 1}, lookahead, cqt, out, extra,
+                     fast=fast)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,8 @@ import torch
 
 from rtamt.chain import Chain
 from rtamt.constants import HOP, HOP_S, SAMPLE_RATE
-from rtamt.cqt import CQTConfig, SlidingCQT
-from rtamt.hcqt import HarmonicStack
-from rtamt.normalize import EnergyNorm
+from rtamt.cqt import CQTConfig
+from rtamt.frontend import analysis_stages
 from rtamt.training.augment import AugmentConfig, augment
 from rtamt.training.labels import OFFSET, ONSET, targets
 
@@ -86,12 +85,14 @@ class SynthCrops(torch.utils.data.Dataset):
         augmentation: AugmentConfig = AugmentConfig(),
         seed: int = 0,
         key_offsets: bool = False,
+        fast: CQTConfig | None = None,
     ) -> None:
         self.shards = ShardSet(directory)
         self.crop_frames = crop_frames
         self.items = items
         self.train = train
         self.cqt = cqt
+        self.fast = fast  # the fast onset path's front end: its channels follow the 8 HCQT channels
         self.augmentation = augmentation
         self.seed = seed
         self.key_offsets = key_offsets  # frame targets end at key releases instead of when the sound ends
@@ -103,7 +104,7 @@ class SynthCrops(torch.utils.data.Dataset):
 
     def frontend(self) -> Chain:
         if self._frontend is None:  # built lazily, once per worker process
-            self._frontend = Chain([SlidingCQT(self.cqt), EnergyNorm(), HarmonicStack()])
+            self._frontend = Chain(analysis_stages(self.cqt, self.fast))
         return self._frontend
 
     def crop_position(self, item: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -140,7 +141,7 @@ class SynthCrops(torch.utils.data.Dataset):
         slots = self.shards.examples[example].timbres[:MAX_SLOTS]
         timbre[: len(slots)] = slots
         return {
-            "hcqt": torch.from_numpy(np.ascontiguousarray(frames.transpose(1, 2, 0))),  # (8, 252, T)
+            "hcqt": torch.from_numpy(np.ascontiguousarray(frames.transpose(1, 2, 0))),  # (8 [+ N_FAST], 252, T)
             "onset": torch.from_numpy(labels["onset"]),
             "frame": torch.from_numpy(labels["frame"]),
             "instrument": torch.from_numpy(labels["instrument"].astype(np.int64)),

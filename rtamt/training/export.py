@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import torch
 
+from rtamt.constants import N_FAST, N_HARMONICS, N_HCQT_BINS
 from rtamt.cqt import CQTConfig
 from rtamt.models import LAYOUT
 from rtamt.training.models import parameter_count, time_major
@@ -44,6 +45,11 @@ class RunConfig:
     def cqt(self) -> CQTConfig:
         return CQTConfig(lookahead_frames=0, gamma_hz=self.gamma_hz, window_peak=self.window_peak)
 
+    @property
+    def fast_cqt(self) -> CQTConfig | None:
+        """The fast onset path's front end (rtamt.frontend.FastPathTap), if the model reads one."""
+        return None
+
     def out_of_time(self, elapsed_s: float) -> bool:
         """Whether a run that has trained for ``elapsed_s`` seconds has used up ``max_minutes``."""
         return self.max_minutes > 0 and elapsed_s > 60 * self.max_minutes
@@ -53,10 +59,14 @@ RunConfigT = TypeVar("RunConfigT", bound=RunConfig)
 
 
 def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time_axes: dict[str, int],
-                     lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None, opset: int = 17) -> None:  # fmt: skip
+                     lookahead: int, cqt: CQTConfig, out: Path, extra: dict | None = None, opset: int = 17,
+                     fast: CQTConfig | None = None) -> None:  # fmt: skip
     """Write ``model`` in its time-major form (see :func:`time_major`) as ONNX with inputs hcqt (1, 8, n, 252)
+    (8 + N_FAST channels for a backbone with the fast onset path, whose CQT settings ``fast`` gives)
     plus its caches and outputs ``outputs`` plus the new caches; ``time_axes`` names each output's frame
     axis. Metadata: kind, layout, look-ahead, front-end settings, parameter count and ``extra``."""
+    if bool(getattr(model, "fast", False)) != (fast is not None):
+        raise ValueError("a model with the fast onset path is exported with its fast CQT settings, and only such a model")
 
     streaming = time_major(model).eval()
     caches = streaming.initial_caches(1)
@@ -64,12 +74,15 @@ def export_streaming(model: torch.nn.Module, kind: str, outputs: list[str], time
     cache_out = [f"new_cache_{i}" for i in range(len(caches))]
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        streaming, (torch.zeros(1, 8, 4, 252), *caches), str(out), input_names=["hcqt", *cache_in],
+        streaming, (torch.zeros(1, N_HARMONICS + (N_FAST if fast else 0), 4, N_HCQT_BINS), *caches), str(out),
+        input_names=["hcqt", *cache_in],
         output_names=[*outputs, *cache_out], opset_version=opset, dynamo=False,
         dynamic_axes={"hcqt": {2: "frames"}, **{name: {axis: "frames"} for name, axis in time_axes.items()}},
     )  # fmt: skip
     meta = {"rtamt_model": kind, "layout": LAYOUT, "lookahead_frames": str(lookahead), "cqt_config": json.dumps(cqt.to_dict()),
             "parameters": str(parameter_count(model)), **(extra or {})}  # fmt: skip
+    if fast is not None:
+        meta["fast_cqt_config"] = json.dumps(fast.to_dict())
     set_metadata(out, meta)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters)")
 

@@ -70,9 +70,9 @@ def train_loop(data: Path, out: Path, config: RunConfig, task: Task, device: tor
         print(f"fine-tuning from {config.init}", file=sys.stderr)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     train_set = SynthCrops(data / "train", config.crop_frames, items=config.batch * config.steps, train=True,
-                           cqt=config.cqt, seed=task.train_seed, key_offsets=config.key_offsets)  # fmt: skip
+                           cqt=config.cqt, seed=task.train_seed, key_offsets=config.key_offsets, fast=config.fast_cqt)  # fmt: skip
     valid_set = SynthCrops(data / "valid", config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt,
-                           key_offsets=config.key_offsets)  # fmt: skip
+                           key_offsets=config.key_offsets, fast=config.fast_cqt)  # fmt: skip
     sampler = range(step * config.batch, config.steps * config.batch)  # resume where the data stream was
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch, sampler=sampler,
                                          num_workers=config.workers, persistent_workers=config.workers > 0)  # fmt: skip

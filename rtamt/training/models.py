@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rtamt.constants import N_HARMONICS, N_HCQT_BINS, N_PITCHES
+from rtamt.constants import N_FAST, N_HARMONICS, N_HCQT_BINS, N_PITCHES
 
 
 class CausalConv2d(nn.Module):
@@ -66,11 +66,13 @@ class Backbone(nn.Module):
     Same layers as the published model with every time kernel made causal, plus two options: a spectral-flux
     branch (``flux`` > 0 channels: a 3-bin, 2-frame causal conv of the input, started as the frame-to-frame
     increase of each harmonic channel) that feeds the onset branch, and a per-pitch GRU that carries note
-    state across time (``gru_hidden`` > 0). Outputs at frame t describe frame t - L for
+    state across time (``gru_hidden`` > 0). With ``fast`` the input has N_FAST more channels after the 8,
+    from a short-window CQT (rtamt.frontend.FastPathTap), and a flux conv of its own over them feeds
+    the onset branch too. Outputs at frame t describe frame t - L for
     a model trained with look-ahead L (the runtime delays by L).
     """
 
-    def __init__(self, gru_hidden: int = 0, flux: int = 0) -> None:
+    def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(0.2))
         self.shift = nn.Parameter(torch.tensor(1.0))
@@ -90,7 +92,16 @@ class Backbone(nn.Module):
                 for c in range(min(flux, N_HARMONICS)):
                     self.flux.conv.weight[c, c, 1, 1] = 1.0
                     self.flux.conv.weight[c, c, 1, 0] = -1.0
-        self.onset_conv = CausalConv2d(16 + flux, 7, 7, 3, stride_f=3)
+        self.fast = fast
+        if fast:  # starts as relu(x[t] - x[t-1]) of each fast channel
+            self.fast_flux = CausalConv2d(N_FAST, N_FAST, 3, 2)
+            with torch.no_grad():
+                self.fast_flux.conv.weight.zero_()
+                self.fast_flux.conv.bias.zero_()
+                for c in range(N_FAST):
+                    self.fast_flux.conv.weight[c, c, 1, 1] = 1.0
+                    self.fast_flux.conv.weight[c, c, 1, 0] = -1.0
+        self.onset_conv = CausalConv2d(16 + flux + (N_FAST if fast else 0), 7, 7, 3, stride_f=3)
         self.onset_bn = nn.BatchNorm2d(7)
         self.onset_head = CausalConv2d(8, 1, 3, 5)
         with torch.no_grad():  # start both heads at a sparse prior (p ~ 1%) instead of 50%
@@ -109,7 +120,8 @@ class Backbone(nn.Module):
         return [
             (self.conv1, N_HCQT_BINS), (self.conv2, N_HCQT_BINS), (self.conv3, N_HCQT_BINS),
             (self.frame_head, N_HCQT_BINS), (self.onset_conv, N_HCQT_BINS), (self.onset_head, N_PITCHES),
-        ] + ([(self.flux, N_HCQT_BINS)] if self.flux_channels else [])  # fmt: skip
+        ] + ([(self.flux, N_HCQT_BINS)] if self.flux_channels else []) + (
+            [(self.fast_flux, N_HCQT_BINS)] if self.fast else [])  # fmt: skip
 
     def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
         device = self.scale.device
@@ -123,7 +135,7 @@ class Backbone(nn.Module):
         if not caches:
             caches = tuple(self.initial_caches(hcqt.shape[0]))
         new: list[torch.Tensor] = []
-        x = hcqt * self.scale + self.shift
+        x = hcqt[:, :N_HARMONICS] * self.scale + self.shift
         h, c = self.conv1(x, caches[0])
         new.append(c)
         h = F.leaky_relu(self.bn1(h), 0.3)
@@ -140,6 +152,11 @@ class Backbone(nn.Module):
             flux, c = self.flux(x, caches[6])
             flux_cache.append(c)
             h = torch.cat([h, F.relu(flux)], dim=1)
+        if self.fast:
+            fast = hcqt[:, N_HARMONICS:] * self.scale + self.shift
+            fast_flux, c = self.fast_flux(fast, caches[6 + bool(self.flux_channels)])
+            flux_cache.append(c)
+            h = torch.cat([h, F.relu(fast_flux)], dim=1)
         o, c = self.onset_conv(h, caches[4])
         new.append(c)
         o = F.relu(self.onset_bn(o))

@@ -32,11 +32,9 @@ import torch
 from rtamt.backbone import Backbone, NoteModels, TimbreEncoder
 from rtamt.chain import Chain
 from rtamt.constants import HOP_S
-from rtamt.cqt import SlidingCQT
 from rtamt.evaluate import note_metrics
-from rtamt.hcqt import HarmonicStack
-from rtamt.models import LAYOUT, cqt_config_of
-from rtamt.normalize import EnergyNorm
+from rtamt.frontend import model_analysis_stages
+from rtamt.models import LAYOUT
 from rtamt.sustain import WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features
 from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
 from rtamt.training.export import load_checkpoint, save_checkpoint, set_metadata
@@ -66,7 +64,7 @@ def features(data: Path, out: Path, models: Path, limit: int, start: int = 0) ->
     from rtamt.training.dataset import ShardSet
 
     backbone, encoder = Backbone(models / "backbone.onnx"), TimbreEncoder(models / "timbre.onnx")
-    front = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), NoteModels(backbone, encoder)])
+    front = Chain([*model_analysis_stages(backbone.meta), NoteModels(backbone, encoder)])
     shards = ShardSet(data)
     out.mkdir(parents=True, exist_ok=True)
     count = min(limit, len(shards.examples))

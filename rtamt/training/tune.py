@@ -37,12 +37,9 @@ import numpy as np
 from rtamt.backbone import Backbone
 from rtamt.chain import Chain
 from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
-from rtamt.cqt import SlidingCQT
 from rtamt.evaluate import note_metrics, onset_latencies
-from rtamt.hcqt import HarmonicStack
-from rtamt.models import cqt_config_of
+from rtamt.frontend import model_analysis_stages
 from rtamt.pipeline import MODES, settings_key
-from rtamt.normalize import EnergyNorm
 from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackerConfig, events_to_notes
 from rtamt.training.export import write_metadata
 from rtamt.watchdog import default_stop_signals
@@ -81,7 +78,7 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     from rtamt.training.dataset import ShardSet
 
     backbone = Backbone(model)
-    chain = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), backbone])
+    chain = Chain([*model_analysis_stages(backbone.meta), backbone])
     shards = ShardSet(split_dir)
     out = []
     for index, example in enumerate(shards.examples[:limit]):
@@ -418,7 +415,7 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
 
     backbone = Backbone(model_dir / "backbone.onnx")
     models = NoteModels(backbone, TimbreEncoder(model_dir / "timbre.onnx"))
-    chain = Chain([SlidingCQT(cqt_config_of(backbone.meta)), EnergyNorm(), HarmonicStack(), models])
+    chain = Chain([*model_analysis_stages(backbone.meta), models])
     out = []
     for split_dir in split_dirs:
         if len(out) >= limit:
