@@ -48,7 +48,7 @@ class FastPathTap(Stage):
         if fast.lookahead_frames != lookahead_frames:
             raise ValueError("the fast path needs the main front end's look-ahead")
         self.config = fast
-        self.chain = Chain([SlidingCQT(fast), EnergyNorm(), HarmonicStack()])
+        self.chain = Chain(analysis_stages(fast))
         self.frames: deque[np.ndarray] = deque()
 
     def reset(self) -> None:

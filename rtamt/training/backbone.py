@@ -24,7 +24,7 @@ with look-ahead L is trained so that its output at frame t describes frame t - L
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ class TrainConfig(RunConfig):
     def fast_cqt(self) -> CQTConfig | None:
         if self.fast_gamma_hz <= 0:
             return None
-        return CQTConfig(lookahead_frames=0, gamma_hz=self.fast_gamma_hz, window_peak=self.window_peak)
+        return replace(self.cqt, gamma_hz=self.fast_gamma_hz)  # the main front end's look-ahead and windows
 
     def build_model(self) -> Backbone:
         return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None)

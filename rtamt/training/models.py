@@ -60,6 +60,19 @@ class CausalConv2d(nn.Module):
         self.time_axis = 2
 
 
+def flux_conv(cin: int, cout: int) -> CausalConv2d:
+    """A 3-bin, 2-frame causal conv started as relu-ready spectral flux: output channel c is x[t] - x[t-1]
+    of input channel c (for the first min(cin, cout) channels; the others start at zero)."""
+    layer = CausalConv2d(cin, cout, 3, 2)
+    with torch.no_grad():
+        layer.conv.weight.zero_()
+        layer.conv.bias.zero_()
+        for c in range(min(cin, cout)):
+            layer.conv.weight[c, c, 1, 1] = 1.0
+            layer.conv.weight[c, c, 1, 0] = -1.0
+    return layer
+
+
 class Backbone(nn.Module):
     """Causal BasicAMT: HCQT (B, 8, 252, T) -> onset and frame probabilities (B, 84, T).
 
@@ -85,22 +98,10 @@ class Backbone(nn.Module):
         self.frame_head = CausalConv2d(16, 1, 5, 5, stride_f=3)
         self.flux_channels = flux
         if flux:
-            self.flux = CausalConv2d(N_HARMONICS, flux, 3, 2)
-            with torch.no_grad():  # start as relu(x[t] - x[t-1]) per harmonic channel
-                self.flux.conv.weight.zero_()
-                self.flux.conv.bias.zero_()
-                for c in range(min(flux, N_HARMONICS)):
-                    self.flux.conv.weight[c, c, 1, 1] = 1.0
-                    self.flux.conv.weight[c, c, 1, 0] = -1.0
+            self.flux = flux_conv(N_HARMONICS, flux)
         self.fast = fast
-        if fast:  # starts as relu(x[t] - x[t-1]) of each fast channel
-            self.fast_flux = CausalConv2d(N_FAST, N_FAST, 3, 2)
-            with torch.no_grad():
-                self.fast_flux.conv.weight.zero_()
-                self.fast_flux.conv.bias.zero_()
-                for c in range(N_FAST):
-                    self.fast_flux.conv.weight[c, c, 1, 1] = 1.0
-                    self.fast_flux.conv.weight[c, c, 1, 0] = -1.0
+        if fast:
+            self.fast_flux = flux_conv(N_FAST, N_FAST)
         self.onset_conv = CausalConv2d(16 + flux + (N_FAST if fast else 0), 7, 7, 3, stride_f=3)
         self.onset_bn = nn.BatchNorm2d(7)
         self.onset_head = CausalConv2d(8, 1, 3, 5)
