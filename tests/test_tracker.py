@@ -330,3 +330,33 @@ def test_fitted_leads_undo_a_known_lag() -> None:
     fitted = fit_leads(CONFIG, data, "sustain_lead_frames", max_lead=6)
     assert fitted.onset_lead_frames == () and 1 <= fitted.sustain_lead_frames[50 - MIDI_MIN] <= 6
     assert matches_per_pitch(fitted, data).sum() == 12  # every note now within tolerance
+
+
+def test_calibration_keeps_stored_tables_that_score_higher() -> None:
+    """Two neighbouring pitches lag differently: the smoothed fit must give both one lead, so a stored
+    table with each pitch's own lead matches more notes, and calibration keeps it."""
+    from dataclasses import replace
+
+    from rtamt.constants import N_PITCHES
+    from rtamt.training.tune import calibrate, matches_per_pitch
+
+    data = []
+    for shift in range(3):
+        p = probs(400)
+        reference = []
+        for k, (pitch, lag) in enumerate(((48, 9), (50, 0), (50, 0), (48, 9), (50, 0))):
+            start = 20 + 60 * k + shift
+            p[start + lag : start + lag + 30, 1, pitch - MIDI_MIN] = 0.9
+            reference.append((start * HOP_S, (start + 30) * HOP_S, pitch))
+        data.append((p, reference))
+    leads = [0] * N_PITCHES
+    leads[48 - MIDI_MIN] = 9  # 104 ms: no lead within the 50 ms tolerance suits both pitches
+    stored = replace(CONFIG, sustain_lead_frames=tuple(leads))
+    assert matches_per_pitch(stored, data).sum() == 15  # each pitch's own lead matches every note
+
+    config, figures = calibrate(stored, data, lookahead=0, max_lead=10)
+    assert figures["kept"] and config == stored
+    assert figures["with"]["onset_f1"] > figures["fitted"]["onset_f1"]
+
+    fresh, fresh_figures = calibrate(CONFIG, data, lookahead=0, max_lead=10)  # nothing stored to keep
+    assert not fresh_figures["kept"] and matches_per_pitch(fresh, data).sum() < 15

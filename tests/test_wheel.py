@@ -4,6 +4,7 @@ its packaged models and transcribes the example into the same MIDI file as the c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_the_built_wheel_installed_elsewhere_transcribes_like_the_checkout(tmp_p
     assert out.read_bytes() == in_tree.read_bytes()
     code = f"import rtamt; print(rtamt.transcribe({str(EXAMPLE)!r}))"  # as the README documents
     summary = run([str(python), "-c", code], tmp_path, env)
-    assert "found 4" in summary.stdout and "timbre 2" in summary.stdout
+    found = int(re.search(r"found (\d+) notes", summary.stdout).group(1))
+    assert 40 <= found <= 60 and "timbre 2" in summary.stdout  # the duet has 49 notes
     version = run([str(venv / "bin" / "rtamt"), "--version"], tmp_path, env)
     assert version.stdout.startswith("rtamt ")

@@ -324,15 +324,25 @@ def fit_leads(config: TrackerConfig, data: Data, name: str, max_lead: int = 4, h
 
 def calibrate(config: TrackerConfig, data: Data, lookahead: int, max_lead: int) -> tuple[TrackerConfig, dict]:
     """``config`` with its lead tables fitted (sustained starts first: they are the later ones), and the
-    validation figures without and with them."""
+    validation figures without and with them. Tables ``config`` already has are kept where they score a
+    higher onset F1 on ``data`` than the fitted ones (the fit maximises each pitch's smoothed neighbourhood,
+    not the total), so a calibration never lowers a stored setting's validation figure; ``kept`` says so."""
     before = replace(config, **{name: () for name in LEAD_FIELDS})
-    after = before
+    fitted = before
     for name in reversed(LEAD_FIELDS):
-        after = fit_leads(after, data, name, max_lead)
+        fitted = fit_leads(fitted, data, name, max_lead)
     names = ("onset_f1", "offset_f1", "latency_ms_median", "latency_ms_p95")
-    figures = {label: {k: round(v, 4) for k, v in zip(names, score(c, data, lookahead))}
-               for label, c in (("without", before), ("with", after))}  # fmt: skip
-    return after, figures
+
+    def figures_of(candidate: TrackerConfig) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in zip(names, score(candidate, data, lookahead))}
+
+    figures = {"without": figures_of(before), "with": figures_of(fitted), "kept": False}
+    if config != before and config != fitted:
+        stored = figures_of(config)
+        if (stored["onset_f1"], stored["offset_f1"]) > (figures["with"]["onset_f1"], figures["with"]["offset_f1"]):
+            figures.update({"fitted": figures["with"], "with": stored, "kept": True})
+            return config, figures
+    return fitted, figures
 
 
 def stored_figures(figures: dict[str, float]) -> dict[str, float]:
