@@ -14,6 +14,16 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def stored_curve() -> dict | None:
+    """The latency curve stored in the shipped backbone's metadata, with its provenance."""
+    from rtamt.models import models_dir, open_session
+
+    meta = open_session(models_dir() / "backbone.onnx", "backbone")[1]
+    if "tracker_curve" not in meta:
+        return None
+    return {"points": json.loads(meta["tracker_curve"]), "provenance": json.loads(meta["tracker_curve_provenance"])}
+
+
 def load(name: str) -> dict | None:
     path = RESULTS / name
     return json.loads(path.read_text()) if path.exists() else None
@@ -121,14 +131,16 @@ def latency_on_recordings() -> list[str]:
                  f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped, "
                  f"{duet['jack']['xruns']} xruns; with more than {100 * JACK_XRUN_MAX_SHARE:g}% of JACK cycles missed, "
                  "the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
-    curve = load("tracker_curve_valid.json")
+    curve = stored_curve()
     if curve:
-        out += [(f"**Validation curve for `rtamt live --latency-budget`** (`python -m rtamt.training.tune curve --data "
-                 f"{curve['split']} --limit {curve['examples']} --limits {' '.join(f'{x:g}' for x in curve['limits_ms'])} "
-                 "--rounds 0`, shipped backbone, not written into it): the settings a budget would choose from once "
-                 "stored with `--write`; stream time, tracker alone (no clusterer window), validation split only."), "",
+        provenance = curve["provenance"]
+        out += [(f"**Latency curve stored in the shipped backbone, for `rtamt live --latency-budget`** (metadata "
+                 f"`tracker_curve`, chosen by `python -m rtamt.training.tune curve --limits "
+                 f"{' '.join(f'{x:g}' for x in provenance['limits_ms'])}` on {provenance['examples']} validation "
+                 f"examples of {provenance['split']}, then calibrated by `tune leads`): validation figures, stream "
+                 "time, tracker alone (no clusterer window)."), "",
                 "| limit | note-on latency median / p95 | onset F1 | with-offset F1 | onset rule |", "|---|---|---|---|---|"]  # fmt: skip
-        for c in curve["tracker_curve"]:
+        for c in curve["points"]:
             rule = f"rise, placed {c['tracker']['rise_backdate_frames']} frame(s) earlier" if c["tracker"].get("onset_rise") else "peak"
             out.append(f"| {c['label']} | {c['latency_ms_median']} / {c['latency_ms_p95']} ms | {fmt(c['onset_f1'])} | "
                        f"{fmt(c['offset_f1'])} | {rule} |")  # fmt: skip

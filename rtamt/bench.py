@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rtamt.chain import Chain
-from rtamt.constants import HOP, HOP_S, JACK_MATCH_TOLERANCE_S, SAMPLE_RATE
+from rtamt.constants import HOP, HOP_S, JACK_MATCH_TOLERANCE_S, N_HCQT_BINS, SAMPLE_RATE
 from rtamt.cqt import CQTConfig, SlidingCQT
 from rtamt.hcqt import HarmonicStack
 from rtamt.normalize import EnergyNorm
@@ -116,7 +116,7 @@ def bench_backbone(frames: int = 3000, model_dir: str | None = None) -> dict:
     from rtamt.models import models_dir
 
     stage = Backbone(Path(model_dir or models_dir()) / "backbone.onnx", threads=1)
-    hcqt = np.random.default_rng(0).normal(-8, 3, size=(frames, 8, 252)).astype(np.float32)
+    hcqt = np.random.default_rng(0).normal(-8, 3, size=(frames, stage.input_channels, N_HCQT_BINS)).astype(np.float32)
     for i in range(50):
         stage.process(hcqt[i : i + 1])
     stage.reset()

@@ -37,6 +37,14 @@ def test_bench_cqt_json_reports_timing_and_octave_latency(capsys: pytest.Capture
     assert [o["latency_ms_max"] for o in octaves] == sorted((o["latency_ms_max"] for o in octaves), reverse=True)
 
 
+def test_bench_backbone_feeds_the_shipped_model_its_channels() -> None:
+    from rtamt.bench import bench_backbone
+
+    result = bench_backbone(frames=40)
+    assert result["frames"] == 40 and result["parameters"] > 0
+    assert 0 < result["per_frame_ms_median"] <= result["per_frame_ms_p99"]
+
+
 def test_per_hop_compute_groups_blocks_by_the_hop_they_complete() -> None:
     from rtamt.bench import per_hop_compute
 
