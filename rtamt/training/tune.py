@@ -325,8 +325,9 @@ def fit_leads(config: TrackerConfig, data: Data, name: str, max_lead: int = 4, h
 def calibrate(config: TrackerConfig, data: Data, lookahead: int, max_lead: int) -> tuple[TrackerConfig, dict]:
     """``config`` with its lead tables fitted (sustained starts first: they are the later ones), and the
     validation figures without and with them. Tables ``config`` already has are kept where they score a
-    higher onset F1 on ``data`` than the fitted ones (the fit maximises each pitch's smoothed neighbourhood,
-    not the total), so a calibration never lowers a stored setting's validation figure; ``kept`` says so."""
+    higher onset F1 on ``data`` than the fitted ones, with-offset F1 breaking ties (the fit maximises each
+    pitch's smoothed neighbourhood, not the total), so a calibration never lowers a stored setting's
+    validation figure; ``kept`` says so."""
     before = replace(config, **{name: () for name in LEAD_FIELDS})
     fitted = before
     for name in reversed(LEAD_FIELDS):
