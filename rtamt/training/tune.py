@@ -418,7 +418,7 @@ ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
 
 
 def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int = 1) -> ClusterData:
-    """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
+    """Backbone + timbre encoder outputs (n, 2 + D + 1, 84: NoteModels) and per-instrument reference notes of the first
     ``limit`` examples with at least ``min_instruments`` instruments, taken from the splits in order (solo
     examples score whether one instrument stays on one channel)."""
     from rtamt.backbone import NoteModels, TimbreEncoder
@@ -454,6 +454,9 @@ CLUSTER_SEARCH: dict[str, list] = {
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [2, 3, 4, 6],
     "register_aware": [False, True],
+    "percussive_bonus": [0.0, 0.3, 0.6, 1.0, 2.0],
+    "percussive_db_s": [-6.0, -10.0, -15.0, -20.0],
+    "percussive_note_db_s": [0.0, -5.0, -10.0],
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
@@ -472,7 +475,7 @@ def _mix_score(args: tuple) -> tuple[float, bool]:
 
     config, index = args
     frames, reference, recorded = _RECORDED[index]
-    assigner = TimbreAssigner(recorded, config)
+    assigner = TimbreAssigner(recorded, config, levels=True)
     result = separation_metrics(reference, assigner.process(frames) + assigner.flush())
     return result["separation_f"], result["channels"] == result["k"]
 
@@ -498,11 +501,13 @@ def cluster_score(config, pool=None) -> tuple[float, float]:
 
 
 def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
-                    workers: int = 1, stored=None):  # fmt: skip
+                    workers: int = 1, stored=None, only: list[str] | None = None):  # fmt: skip
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
     instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
     CLUSTER_GRID or the ``stored`` settings if they score higher (so a search never returns settings worse
-    than those it would replace). The tracker runs once per mix; ``workers`` processes score the mixes."""
+    than those it would replace). With ``only`` it walks just those settings from the stored ones (no
+    grid): a new setting searched without moving the others. The tracker runs once per mix; ``workers``
+    processes score the mixes."""
     from rtamt.cluster import ClusterConfig
 
     recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
@@ -517,7 +522,7 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                   file=sys.stderr)  # fmt: skip
             if sum(stored_score) > sum(best_score):
                 best, best_score = stored, stored_score
-        for values in product(*CLUSTER_GRID.values()):
+        for values in product(*CLUSTER_GRID.values()) if not only else []:
             candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
             result = cluster_score(candidate, pool)
             if sum(result) > sum(best_score):
@@ -525,6 +530,8 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
         print(f"grid: best {best} -> separation F {best_score[0]:.4f}, channels = K {best_score[1]:.2f}", file=sys.stderr)
         for _ in range(rounds):
             for name, values in CLUSTER_SEARCH.items():
+                if only and name not in only:
+                    continue
                 for value in values:
                     if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
                         continue
@@ -557,6 +564,8 @@ def main_clusters(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-decision-frames", type=int, default=None,
                         help="longest decision window allowed (the note-on waits for it)")
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search after the grid")
+    parser.add_argument("--only", nargs="+", choices=sorted(CLUSTER_SEARCH), default=None,
+                        help="walk only these settings, from the stored ones (no grid)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     backbone = Backbone(args.models / "backbone.onnx")
@@ -566,7 +575,10 @@ def main_clusters(argv: list[str] | None = None) -> int:
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
-    best, (f, exact) = search_clusters(data, tracker, args.rounds, args.max_decision_frames, args.workers, stored)
+    if args.only and stored is None:
+        parser.error(f"--only needs stored {key} settings to start from")
+    best, (f, exact) = search_clusters(data, tracker, args.rounds, args.max_decision_frames, args.workers, stored,
+                                       args.only)  # fmt: skip
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
                       "mixes": len(data), "splits": [str(d) for d in args.data]}, indent=2))  # fmt: skip
