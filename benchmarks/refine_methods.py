@@ -79,7 +79,7 @@ def main() -> int:
     transcriber = build_transcriber(model_dir=args.models)
     runs = []
     for frames, reference in model_frames(args.models, args.data, args.limit, min_instruments=2):
-        assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config, levels=True)
+        assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config)
         assigner.process(frames)
         assigner.flush()
         runs.append((reference, assigner.completed, assigner.timbres_found))

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from rtamt.chain import Stage
-from rtamt.constants import BINS_PER_SEMITONE, HARMONIC_SHIFTS, HOP_S, N_HCQT_BINS, N_PITCHES
+from rtamt.constants import HOP_S, N_HCQT_BINS, N_PITCHES
 from rtamt.models import ModelError, cqt_config_of, open_session
 from rtamt.normalize import SILENCE
 
@@ -101,9 +101,7 @@ class TimbreEncoder(StreamingModel):
 
 
 class NoteModels(Stage):
-    """Backbone and timbre encoder side by side on the same HCQT: output (n, 2 + D + 1, 84), the
-    :data:`~rtamt.constants.LEVEL_ROW` last: each pitch's fundamental in the HCQT (normalised log power),
-    delayed by the models' look-ahead so that row t describes frame t as the model rows do."""
+    """Backbone and timbre encoder side by side on the same HCQT: output (n, 2 + D, 84)."""
 
     name = "note-models"
 
@@ -114,7 +112,6 @@ class NoteModels(Stage):
         if cqt_config_of(backbone.meta) != cqt_config_of(encoder.meta):  # as settings: defaults may be left out
             raise ModelError("backbone and timbre encoder were trained on different front-end settings")
         self.backbone, self.encoder = backbone, encoder
-        self._levels = np.zeros((0, N_PITCHES), dtype=np.float32)  # rows of frames the models have not output yet
 
     @property
     def latency_s(self) -> float:
@@ -123,22 +120,12 @@ class NoteModels(Stage):
     def reset(self) -> None:
         self.backbone.reset()
         self.encoder.reset()
-        self._levels = np.zeros((0, N_PITCHES), dtype=np.float32)
 
     def empty_output(self) -> np.ndarray:
-        return np.zeros((0, 2 + self.encoder.channels + 1, N_PITCHES), dtype=np.float32)
-
-    def _with_levels(self, models: np.ndarray) -> np.ndarray:
-        levels, self._levels = self._levels[: len(models)], self._levels[len(models) :]
-        return np.concatenate([models, levels[:, None]], axis=1)
+        return np.zeros((0, 2 + self.encoder.channels, N_PITCHES), dtype=np.float32)
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        if len(block):
-            fundamental = block[:, HARMONIC_SHIFTS.index(0), 1::BINS_PER_SEMITONE]  # centre bin of each pitch
-            self._levels = np.concatenate([self._levels, fundamental.astype(np.float32)])
-        return self._with_levels(np.concatenate([self.backbone.process(block), self.encoder.process(block)], axis=1))
+        return np.concatenate([self.backbone.process(block), self.encoder.process(block)], axis=1)
 
     def flush(self) -> np.ndarray:
-        out = self._with_levels(np.concatenate([self.backbone.flush(), self.encoder.flush()], axis=1))
-        self.reset()
-        return out
+        return np.concatenate([self.backbone.flush(), self.encoder.flush()], axis=1)

@@ -15,14 +15,6 @@ part of the reported latency) and is then sent on the channel of the cluster the
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
   channel carries on; a channel is never reused for another timbre.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
-
-A struck or plucked string dies away while a bowed or blown note holds, in every register; the embeddings
-of one piano's low and high notes differ more than that. So each note that lasts long enough also has a
-*decay* (:func:`decay_db_per_s`, from the level row of the model frames), and each cluster the mean of its
-notes'. With ``percussive_bonus`` above 0, a novel note that decays at ``percussive_db_s`` or faster gets
-that much added to its similarity with every real cluster whose mean decay is that fast too, and two such
-clusters merge at ``merge_threshold`` minus the bonus: one piano's registers stay together, while
-instruments that hold their notes are compared as before.
 Channels are 1-16 skipping 10 (GM drums); ``max_clusters`` caps the count (``--instruments K``), and with
 ``exact`` every novel note spawns until K clusters exist.
 """
@@ -34,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rtamt.chain import Stage
-from rtamt.constants import DECAY_FRAMES, DECAY_LAG, DECAY_MIN_FRAMES, DECAY_PEAK_FRAMES, HOP_S, LEVEL_ROW, MIDI_MIN
+from rtamt.constants import HOP_S, MIDI_MIN
 from rtamt.tracker import NoteEvent, NoteTracker, TrackedBlock, TrackerConfig
 
 MAX_CHANNELS = 15  # 16 MIDI channels minus the drum channel
@@ -51,10 +43,6 @@ class ClusterConfig:
     max_clusters: int | None = None
     exact: bool = False
     register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
-    percussive_bonus: float = 0.0  # similarity added between a decaying note and a decaying cluster (0: off)
-    percussive_db_s: float = -10.0  # a cluster decays (struck, plucked) when its notes' mean slope is this or faster
-    percussive_note_db_s: float = -10.0  # a single note, whose decay is noisier, when its slope is this or faster
-    percussive_new_register: bool = False  # the bonus only for a note outside the pitch bands the cluster has played
 
 
 REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
@@ -70,24 +58,6 @@ class Cluster:
     merged_into: int | None = None
     expired: bool = False
     registers: dict[int, np.ndarray] = field(default_factory=dict)  # pitch band -> sum of its embeddings
-    decay_total: float = 0.0  # sum of the decays of its notes that have one (dB/s)
-    decay_notes: int = 0
-
-    def add_decay(self, decay: float | None) -> None:
-        if decay is not None:
-            self.decay_total += decay
-            self.decay_notes += 1
-
-    def outside(self, pitch: int | None) -> bool:
-        """Whether ``pitch`` lies outside the span of pitch bands the cluster's notes have come from."""
-        if pitch is None or not self.registers:
-            return False
-        band = pitch // REGISTER_SEMITONES
-        return band < min(self.registers) or band > max(self.registers)
-
-    def decays(self, percussive_db_s: float) -> bool:
-        """Whether its notes die away on average (struck or plucked), as far as they have told."""
-        return self.decay_notes > 0 and self.decay_total / self.decay_notes <= percussive_db_s
 
     @property
     def centroid(self) -> np.ndarray:
@@ -135,33 +105,24 @@ class OnlineClusterer:
         return [i for i, c in enumerate(self.clusters) if c.channel is not None and c.merged_into is None]
 
     def _provisional(self) -> list[int]:
-        return [i for i, c in enumerate(self.clusters) if c.channel is None and not c.expired and c.merged_into is None]
+        return [i for i, c in enumerate(self.clusters) if c.channel is None and not c.expired]
 
     def _limit(self) -> int:
         return min(self.config.max_clusters or MAX_CHANNELS, MAX_CHANNELS)
 
-    def _new(self, embedding: np.ndarray, real: bool, pitch: int | None = None, decay: float | None = None) -> int:
+    def _new(self, embedding: np.ndarray, real: bool, pitch: int | None = None) -> int:
         channel = None
         if real:
             channel, self.channels_used = self.channels_used, self.channels_used + 1
         cluster = Cluster(np.zeros_like(embedding), 0, channel, self.note_count, self.note_count)
         cluster.add(embedding, pitch)
-        cluster.add_decay(decay)
         cluster.notes = 1
         self.clusters.append(cluster)
         return len(self.clusters) - 1
 
-    def _similarities(self, indices: list[int], embedding: np.ndarray, pitch: int | None,
-                      decay: float | None = None) -> np.ndarray:  # fmt: skip
-        """Similarity of a note with each cluster; with its ``decay``, plus the percussive bonus for each
-        cluster that decays as the note does."""
-        c = self.config
-        sims = np.array([self.clusters[i].similarity(embedding, pitch, c.register_aware) for i in indices])
-        if c.percussive_bonus > 0 and decay is not None and decay <= c.percussive_note_db_s:
-            sims = sims + c.percussive_bonus * np.array([
-                self.clusters[i].decays(c.percussive_db_s) and (not c.percussive_new_register or self.clusters[i].outside(pitch))
-                for i in indices])  # fmt: skip
-        return sims
+    def _similarities(self, indices: list[int], embedding: np.ndarray, pitch: int | None) -> np.ndarray:
+        aware = self.config.register_aware
+        return np.array([self.clusters[i].similarity(embedding, pitch, aware) for i in indices])
 
     def assign(self, embedding: np.ndarray, pitch: int | None = None) -> tuple[int, bool]:
         """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
@@ -186,33 +147,31 @@ class OnlineClusterer:
         c = self.config
         return 1 if (c.exact and c.max_clusters and n_real < c.max_clusters) else c.evidence
 
-    def _add(self, index: int, embedding: np.ndarray, pitch: int | None = None, decay: float | None = None) -> None:
+    def _add(self, index: int, embedding: np.ndarray, pitch: int | None = None) -> None:
         cluster = self.clusters[index]
         cluster.add(embedding, pitch)
-        cluster.add_decay(decay)
         cluster.notes += 1
         cluster.last_note = self.note_count
         if cluster.channel is not None:
             self._merge()
 
-    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int,
-               pitch: int | None = None, decay: float | None = None) -> None:  # fmt: skip
-        """A note of ``frames`` frames (and ``decay``, None when too short) has ended. A known note's
-        whole-note embedding replaces its first-frames embedding in its cluster; a novel note's joins the
-        nearest real cluster it is close to, or counts as provisional evidence if it lasted
-        ``evidence_min_frames``."""
+    def update(
+        self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int, pitch: int | None = None
+    ) -> None:
+        """A note of ``frames`` frames has ended. A known note's whole-note embedding replaces its
+        first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
+        or counts as provisional evidence if it lasted ``evidence_min_frames``."""
         if not novel:
             cluster = self.clusters[self.resolve(index)]
             cluster.add(first, pitch, sign=-1.0)
             cluster.add(full, pitch)
-            cluster.add_decay(decay)
             if cluster.channel is not None:
                 self._merge()
             return
         real = self.real()
-        sims = self._similarities(real, full, pitch, decay)
+        sims = self._similarities(real, full, pitch)
         if sims.max() >= self.config.join_threshold or len(real) >= self._limit():
-            self._add(real[int(np.argmax(sims))], full, pitch, decay)
+            self._add(real[int(np.argmax(sims))], full, pitch)
             return
         if frames < self.config.evidence_min_frames:
             return
@@ -222,48 +181,26 @@ class OnlineClusterer:
             psims = self._similarities(provisional, full, pitch)
             if psims.max() >= self.config.join_threshold:
                 target = provisional[int(np.argmax(psims))]
-                self._add(target, full, pitch, decay)
+                self._add(target, full, pitch)
         if target is None:
-            target = self._new(full, real=False, pitch=pitch, decay=decay)
-        if self.clusters[target].notes >= self._evidence(len(real)) and not self._fold_decaying(target):
+            target = self._new(full, real=False, pitch=pitch)
+        if self.clusters[target].notes >= self._evidence(len(real)):
             self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
             self._merge()
 
-    def _fold_decaying(self, index: int) -> bool:
-        """A provisional cluster about to become real whose notes decay joins the nearest decaying real
-        cluster instead, when its centroid is close enough with the percussive bonus: one note's decay is
-        noisy, the evidence's mean less so. Returns whether it was folded in."""
-        c, cluster = self.config, self.clusters[index]
-        if c.percussive_bonus <= 0 or not cluster.decays(c.percussive_note_db_s):
-            return False
-        decaying = [i for i in self.real() if self.clusters[i].decays(c.percussive_db_s)]
-        sims = [float(self.clusters[i].centroid @ cluster.centroid) + c.percussive_bonus for i in decaying]
-        if not sims or max(sims) < c.join_threshold:
-            return False
-        self._absorb(decaying[int(np.argmax(sims))], index)
-        return True
-
-    def _absorb(self, into: int, index: int) -> None:
-        """Cluster ``index``'s notes join cluster ``into``, which carries on."""
-        kept, gone = self.clusters[into], self.clusters[index]
-        kept.total = kept.total + gone.total
-        for band, total in gone.registers.items():
-            kept.registers[band] = kept.registers.get(band, np.zeros_like(total)) + total
-        kept.notes += gone.notes
-        kept.decay_total += gone.decay_total
-        kept.decay_notes += gone.decay_notes
-        gone.merged_into = into
-
     def _merge(self) -> None:
-        c = self.config
         real = self.real()
         for a_pos, a in enumerate(real):
             for b in real[a_pos + 1 :]:
                 ca, cb = self.clusters[a], self.clusters[b]
-                both_decay = c.percussive_bonus > 0 and ca.decays(c.percussive_db_s) and cb.decays(c.percussive_db_s)
-                threshold = c.merge_threshold - (c.percussive_bonus if both_decay else 0.0)
-                if ca.merged_into is None and cb.merged_into is None and ca.centroid @ cb.centroid >= threshold:
-                    self._absorb(*((a, b) if ca.born <= cb.born else (b, a)))
+                if ca.merged_into is None and cb.merged_into is None and ca.centroid @ cb.centroid >= self.config.merge_threshold:
+                    older, younger = (a, b) if ca.born <= cb.born else (b, a)
+                    self.clusters[older].total = self.clusters[older].total + self.clusters[younger].total
+                    for band, total in self.clusters[younger].registers.items():
+                        registers = self.clusters[older].registers
+                        registers[band] = registers.get(band, np.zeros_like(total)) + total
+                    self.clusters[older].notes += self.clusters[younger].notes
+                    self.clusters[younger].merged_into = older
 
     def _expire(self) -> None:
         for i in self._provisional():
@@ -278,7 +215,6 @@ class _Note:
     first: np.ndarray = field(default_factory=lambda: np.zeros(0))  # embedding sum over the decision window
     total: np.ndarray = field(default_factory=lambda: np.zeros(0))  # embedding sum over the whole note
     frames: int = 0
-    levels: list[float] = field(default_factory=list)  # its pitch's level row over its first DECAY_FRAMES frames
     cluster: int | None = None
     novel: bool = False  # no real cluster was close at the decision: judged again on the whole note
 
@@ -288,8 +224,7 @@ class TimbreAssigner(Stage):
 
     Input: the :class:`TrackedBlock` of a note-tracker stage before it (``tracked``: the chain's layout,
     where tracker and clusterer are stages of their own), or (n, 2 + D, 84) model frames, on whose
-    onset/frame maps it then runs its own note tracker. With ``levels`` the frames end with the level row
-    (:class:`~rtamt.backbone.NoteModels`' output, (n, 2 + D + 1, 84)), and notes long enough get a decay. Each note-on is held until its decision window
+    onset/frame maps it then runs its own note tracker. Each note-on is held until its decision window
     of embeddings has arrived; every note-off carries the timbre of its note-on. ``tracker`` (settings
     or a tracker) sizes the window of past frames kept for back-dated notes. Finished notes are kept for
     hindsight refinement (``completed``) unless ``keep_notes`` is false, as for an endless live stream.
@@ -298,12 +233,11 @@ class TimbreAssigner(Stage):
     name = "timbre-clusterer"
 
     def __init__(self, tracker: TrackerConfig | NoteTracker | None = None,
-                 config: ClusterConfig | None = None, tracked: bool = False, levels: bool = False) -> None:  # fmt: skip
+                 config: ClusterConfig | None = None, tracked: bool = False) -> None:  # fmt: skip
         self.tracker = tracker if isinstance(tracker, NoteTracker) else NoteTracker(tracker)
         self.clusterer = OnlineClusterer(config)
         self.config = self.clusterer.config
         self.tracked = tracked
-        self.levels = levels
         self.history = max(self.tracker.max_backdate_frames, self.config.decision_frames) + 2
         self.keep_notes = True
         self.reset()
@@ -322,7 +256,7 @@ class TimbreAssigner(Stage):
         self.tracker.reset()
         self.clusterer.reset()
         self.frame = 0
-        self._past: list[np.ndarray] = []  # the last `history` frames, (2 + D [+ 1], 84) each
+        self._past: list[np.ndarray] = []  # the last `history` frames, (2 + D, 84) each
         self._notes: dict[int, _Note] = {}  # sounding or pending notes by pitch
         self.finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []  # (on, off, whole-note embedding)
         self.completed: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []
@@ -362,11 +296,11 @@ class TimbreAssigner(Stage):
 
     def _weighted(self, frame: np.ndarray, pitch: int) -> np.ndarray:
         index = pitch - MIDI_MIN
-        return frame[1, index] * frame[2 : len(frame) - int(self.levels), index]
+        return frame[1, index] * frame[2:, index]
 
     def _start(self, event: NoteEvent, out: list[NoteEvent]) -> None:
         note = _Note(event.pitch, event)
-        dim = self._past[-1].shape[0] - 2 - int(self.levels)
+        dim = self._past[-1].shape[0] - 2
         note.first, note.total = np.zeros(dim), np.zeros(dim)
         # frames of this note that have already arrived (the onset is decided a frame late, a sustained
         # start is back-dated): the current frame is added by _accumulate
@@ -381,8 +315,6 @@ class TimbreAssigner(Stage):
         if note.frames < self.config.decision_frames:
             note.first = note.first + weighted
         note.total = note.total + weighted
-        if self.levels and note.frames < DECAY_FRAMES:
-            note.levels.append(float(frame[LEVEL_ROW, note.pitch - MIDI_MIN]))
         note.frames += 1
 
     def _accumulate(self, frame: np.ndarray) -> None:
@@ -410,24 +342,11 @@ class TimbreAssigner(Stage):
         if note.cluster is None:  # ended inside its decision window: decide with what there is
             self._assign(note, out)
         full = _unit(note.total)
-        decay = decay_db_per_s(np.array(note.levels)) if self.levels else None
-        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch, decay)
+        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
         if self.keep_notes:
             self.finished.append((note.onset, off, full))
-
-
-def decay_db_per_s(levels: np.ndarray) -> float | None:
-    """How fast a note dies away, in dB per second: the median change of its pitch's level (natural log
-    power, one value per frame from its start) over DECAY_LAG frames, from the loudest of its first
-    DECAY_PEAK_FRAMES frames on. A struck or plucked string falls all along; a bowed or blown note holds or
-    swells. The median ignores the steps another voice's entry leaves in the normalised level. None for
-    notes shorter than DECAY_MIN_FRAMES."""
-    if len(levels) < DECAY_MIN_FRAMES:
-        return None
-    tail = levels[int(np.argmax(levels[:DECAY_PEAK_FRAMES])) :] * (10.0 / np.log(10.0))
-    return float(np.median(tail[DECAY_LAG:] - tail[:-DECAY_LAG]) / (DECAY_LAG * HOP_S))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

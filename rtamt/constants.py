@@ -39,18 +39,6 @@ N_HCQT_BINS: int = 3 * N_PITCHES  # 252
 FAST_CHANNELS: tuple[int, ...] = (1, 2, 3)
 N_FAST: int = len(FAST_CHANNELS)
 
-# Model frames (rtamt.backbone.NoteModels): row 0 onset probability, row 1 frame probability, the D timbre
-# embedding rows, and last the level row: each pitch's fundamental in the HCQT (normalised log power), from
-# which the timbre clusterer measures how a note decays.
-LEVEL_ROW: int = -1
-# A note's decay (rtamt.cluster.decay_db_per_s): the median change of its level over DECAY_LAG frames, in dB
-# per second, from the loudest of its first DECAY_PEAK_FRAMES frames to its end or its DECAY_FRAMES-th frame;
-# notes with fewer than DECAY_MIN_FRAMES frames get none.
-DECAY_PEAK_FRAMES: int = 8
-DECAY_FRAMES: int = 48
-DECAY_MIN_FRAMES: int = 24
-DECAY_LAG: int = 4
-
 DEFAULT_BLOCK: int = 1024  # samples per block when reading files
 MAX_INPUT_CHANNELS: int = 256  # an array with more columns than this is taken for (channels, samples): refused
 

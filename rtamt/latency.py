@@ -88,7 +88,7 @@ def piece_outputs(piece: Path, model_dir: Path | None, cache_dir: Path | None) -
     emit_delay = transcriber.backbone.lookahead * HOP_S + transcriber.chain.stages[0].latency_s
     reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
     stat = (piece / "mix.flac").stat()
-    key = hashlib.sha256(f"f32+level|{_models_key(transcriber.model_dir)}|{piece.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = hashlib.sha256(f"f32|{_models_key(transcriber.model_dir)}|{piece.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
                          .encode()).hexdigest()[:24]  # fmt: skip
     path = cache_dir / f"{piece.name}-{key}.npy" if cache_dir is not None else None
     attacks_path = path.with_suffix(".attacks.npy") if path is not None else None
@@ -124,7 +124,7 @@ def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfi
         stage = NoteTracker(tracker)
         return stage.process(outputs.frames) + stage.flush()
     middle = [sustain] if sustain is not None else []
-    chain = Chain([NoteTracker(tracker, keep_frames=True), *middle, TimbreAssigner(tracker, clusters, tracked=True, levels=True)])
+    chain = Chain([NoteTracker(tracker, keep_frames=True), *middle, TimbreAssigner(tracker, clusters, tracked=True)])
     events = chain.run([outputs.frames])
     changes = sustain.take_changes() if sustain is not None else []
     if pedal is not None:

@@ -78,7 +78,7 @@ class Transcriber:
                 clusters = ClusterConfig(**json.loads(encoder.meta[clusters_key])) if clusters_key else ClusterConfig()
             clusters = replace(clusters, max_clusters=instruments or clusters.max_clusters, exact=exact or clusters.exact)
             self.tracker = NoteTracker(tracker, keep_frames=True)
-            self.assigner = TimbreAssigner(tracker, clusters, tracked=True, levels=True)
+            self.assigner = TimbreAssigner(tracker, clusters, tracked=True)
             middle: list = []
             if sustain and (directory / "sustain.onnx").exists():
                 self.sustain = SustainStage(SustainModel(directory / "sustain.onnx", threads=threads))

@@ -31,11 +31,10 @@ from rtamt.tracker import NoteEvent, TrackedBlock
 WARM_UP_FRAMES = 50  # a stream's first frames: the GRU starts from zero state and training gives them no loss
 
 
-def frame_features(frames: np.ndarray, embedding_dim: int) -> np.ndarray:
-    """(n, 2 + D [+ 1], 84) model frames -> (n, 168 + D): onset and frame probability per pitch, and the
-    timbre embedding averaged over pitches weighted by their frame probability (a level row after the
-    embedding is not read)."""
-    onset, frame, embedding = frames[:, 0], frames[:, 1], frames[:, 2 : 2 + embedding_dim]
+def frame_features(frames: np.ndarray) -> np.ndarray:
+    """(n, 2 + D, 84) model frames -> (n, 168 + D): onset and frame probability per pitch, and the timbre
+    embedding averaged over pitches weighted by their frame probability."""
+    onset, frame, embedding = frames[:, 0], frames[:, 1], frames[:, 2:]
     weights = frame / np.maximum(frame.sum(axis=1, keepdims=True), 1e-3)
     pooled = np.einsum("np,ndp->nd", weights, embedding)
     return np.concatenate([onset, frame, pooled], axis=1).astype(np.float32)
@@ -134,7 +133,7 @@ class SustainStage(Stage):
         return changes
 
     def process(self, block: TrackedBlock) -> TrackedBlock:
-        held = self.model.process(frame_features(block.frames, self.model.embedding_dim)) if len(block.frames) else np.zeros(0)
+        held = self.model.process(frame_features(block.frames)) if len(block.frames) else np.zeros(0)
         per_frame = []
         for probability, events in zip(held, block.events):
             self._update_pedal(bool(probability >= self.config.threshold) and self.frame >= WARM_UP_FRAMES)

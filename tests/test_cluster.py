@@ -205,3 +205,19 @@ def test_tracker_stage_then_clusterer_equals_the_clusterer_alone(sizes: list[int
     notes = [(on, off) for on, off, _ in chain["timbre-clusterer"].completed]
     assert notes == [(on, off) for on, off, _ in alone.completed]
     assert chain.latency_s == alone.latency_s
+
+
+def test_cluster_search_walks_only_the_named_settings_within_the_decision_limit() -> None:
+    """``tune clusters --only``: the stored settings are the start, only the named ones move, and every
+    candidate (the stored settings too) keeps its decision window within the limit."""
+    from dataclasses import replace
+
+    from rtamt.training.tune import search_clusters
+
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    reference = {"a": [(0.5, 0.7, 60)], "b": [(2.0, 2.2, 40)]}
+    stored = ClusterConfig(join_threshold=0.7, evidence=2, decision_frames=3, merge_threshold=0.9)
+    best, _ = search_clusters([(synthetic_frames(3), reference)], tracker, rounds=1, max_decision_frames=1,
+                              stored=stored, only=["evidence"])  # fmt: skip
+    assert best.decision_frames == 1
+    assert replace(best, evidence=stored.evidence, decision_frames=stored.decision_frames) == stored

@@ -148,7 +148,7 @@ def test_the_sustain_stage_streams(sizes: list[int]) -> None:
     frames = rng.random((300, 2 + model.embedding_dim, N_PITCHES)).astype(np.float32)
     frames[:, :2] = frames[:, :2] ** 3  # sparse notes
     config = TrackerConfig()
-    held = np.sort(model.process(frame_features(frames, model.embedding_dim)))
+    held = np.sort(model.process(frame_features(frames)))
     threshold = float(held[len(held) // 2] + held[len(held) // 2 + 1]) / 2  # the pedal goes down and up
 
     def through(chunks: list[np.ndarray]) -> tuple[list, list]:

@@ -74,7 +74,7 @@ def features(data: Path, out: Path, models: Path, limit: int, start: int = 0) ->
         if path.exists():
             continue
         example = shards.examples[index]
-        frames = front.run([shards.segment(index, 0, example.length)])[:, : 2 + encoder.channels]  # no level row
+        frames = front.run([shards.segment(index, 0, example.length)])
         target = held_target(len(frames), example.notes, example.key_offs)
         np.savez(partial, frames=frames.astype(np.float16), held=target, notes=example.notes, key_offs=example.key_offs)
         partial.replace(path)
@@ -88,11 +88,6 @@ def load_cache(folder: Path) -> list[dict]:
     if not paths:
         raise SystemExit(f"{folder}: no example-*.npz (run `python -m rtamt.training.sustain features` first)")
     return [{k: (v.astype(np.float32) if k == "frames" else v) for k, v in np.load(p).items()} for p in paths]
-
-
-def embedding_dim(example: dict) -> int:
-    """The timbre embedding's size in a stored example's frames (onset, frame probability, embedding)."""
-    return example["frames"].shape[1] - 2
 
 
 class SustainNet(torch.nn.Module):
@@ -126,7 +121,7 @@ class Streaming(torch.nn.Module):
 def validate(net: SustainNet, examples: list[dict]) -> dict:
     """Frame-level loss, precision and recall at 0.5 and 0.2, on whole examples."""
     with torch.no_grad():
-        held = np.concatenate([torch.sigmoid(net(torch.tensor(frame_features(e["frames"], embedding_dim(e)))[None])[0])[0].numpy()
+        held = np.concatenate([torch.sigmoid(net(torch.tensor(frame_features(e["frames"]))[None])[0])[0].numpy()
                                for e in examples])  # fmt: skip
     target = np.concatenate([e["held"] for e in examples]) > 0.5
     loss = float(torch.nn.functional.binary_cross_entropy(torch.tensor(held).clamp(1e-6, 1 - 1e-6),
@@ -146,7 +141,7 @@ def train(train_dirs: list[Path], valid_dirs: list[Path], out: Path, steps: int,
     rng = np.random.default_rng(seed)
     examples = [e for d in train_dirs for e in load_cache(d)]
     valid = [e for d in valid_dirs for e in load_cache(d)]
-    inputs = [frame_features(e["frames"], embedding_dim(e)) for e in examples]
+    inputs = [frame_features(e["frames"]) for e in examples]
     net = SustainNet(inputs[0].shape[1], hidden)
     sample = np.concatenate([x[::10] for x in inputs])
     net.mean.copy_(torch.tensor(sample.mean(axis=0)))

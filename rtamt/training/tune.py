@@ -418,7 +418,7 @@ ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
 
 
 def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int = 1) -> ClusterData:
-    """Backbone + timbre encoder outputs (n, 2 + D + 1, 84: NoteModels) and per-instrument reference notes of the first
+    """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
     ``limit`` examples with at least ``min_instruments`` instruments, taken from the splits in order (solo
     examples score whether one instrument stays on one channel)."""
     from rtamt.backbone import NoteModels, TimbreEncoder
@@ -452,11 +452,8 @@ CLUSTER_SEARCH: dict[str, list] = {
     "evidence": [1, 2, 3, 5, 8],
     "evidence_min_frames": [0, 8, 16, 24, 32, 48, 64],
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
-    "decision_frames": [2, 3, 4, 6],
+    "decision_frames": [1, 2, 3, 4, 6],
     "register_aware": [False, True],
-    "percussive_bonus": [0.0, 0.3, 0.6, 1.0, 2.0],
-    "percussive_db_s": [-6.0, -10.0, -15.0, -20.0],
-    "percussive_note_db_s": [0.0, -5.0, -10.0],
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
@@ -475,7 +472,7 @@ def _mix_score(args: tuple) -> tuple[float, bool]:
 
     config, index = args
     frames, reference, recorded = _RECORDED[index]
-    assigner = TimbreAssigner(recorded, config, levels=True)
+    assigner = TimbreAssigner(recorded, config)
     result = separation_metrics(reference, assigner.process(frames) + assigner.flush())
     return result["separation_f"], result["channels"] == result["k"]
 
@@ -506,17 +503,19 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
     instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
     CLUSTER_GRID or the ``stored`` settings if they score higher (so a search never returns settings worse
     than those it would replace). With ``only`` it walks just those settings from the stored ones (no
-    grid): a new setting searched without moving the others. The tracker runs once per mix; ``workers``
-    processes score the mixes."""
+    grid). Every candidate, the stored settings included, keeps its decision window within
+    ``max_decision_frames``. The tracker runs once per mix; ``workers`` processes score the mixes."""
     from rtamt.cluster import ClusterConfig
 
+    if stored is not None and max_decision_frames is not None:
+        stored = replace(stored, decision_frames=min(stored.decision_frames, max_decision_frames))
     recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
     with forked_pool(workers, _RECORDED, recorded) as pool:
         start = ClusterConfig()
         if max_decision_frames is not None:
             start = replace(start, decision_frames=min(start.decision_frames, max_decision_frames))
-        best, best_score = start, cluster_score(start, pool)
-        if stored is not None:
+        best, best_score = (stored, cluster_score(stored, pool)) if only else (start, cluster_score(start, pool))
+        if stored is not None and not only:
             stored_score = cluster_score(stored, pool)
             print(f"stored: {stored} -> separation F {stored_score[0]:.4f}, channels = K {stored_score[1]:.2f}",
                   file=sys.stderr)  # fmt: skip
@@ -527,7 +526,8 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
             result = cluster_score(candidate, pool)
             if sum(result) > sum(best_score):
                 best, best_score = candidate, result
-        print(f"grid: best {best} -> separation F {best_score[0]:.4f}, channels = K {best_score[1]:.2f}", file=sys.stderr)
+        print(f"{'stored' if only else 'grid'}: best {best} -> separation F {best_score[0]:.4f}, channels = K {best_score[1]:.2f}",
+              file=sys.stderr)  # fmt: skip
         for _ in range(rounds):
             for name, values in CLUSTER_SEARCH.items():
                 if only and name not in only:
