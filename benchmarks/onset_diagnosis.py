@@ -4,7 +4,10 @@ onsets, and which tracker rule started each correct note.
     python benchmarks/onset_diagnosis.py ../shared/data/bach10 [--models DIR] [--mode accurate|low-latency]
 
 A note-on decided one frame after its frame came from an onset peak; a later decision from the
-sustained-energy rule. Prints JSON.
+sustained-energy rule. Also the stream-time note-on latency of the correct notes (as ``rtamt bench
+latency`` measures it) by how many frames after its placed frame each was decided: 0 (the rise rule, or a
+sustained start with no earlier bump), 1, or 2 and more (sustained starts back-dated to an earlier onset
+bump). Prints JSON.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ NEAR_FRAMES = 4  # look this many frames either side of a true onset for the ons
 def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
     peaks_at_onsets: list[float] = []
     started = {"onset peak": 0, "sustained start": 0}
+    by_delay: dict[str, list[float]] = {"0 frames": [], "1 frame": [], "2+ frames": []}
     for piece in sorted(p for p in data_dir.iterdir() if (p / "mix.flac").exists()):
         transcriber = build_transcriber(probe(piece / "mix.flac").samplerate, model_dir, timbre=False, mode=mode)
         probs = transcriber.chain[:-1].run(read_blocks(piece / "mix.flac", 4096))  # (n, 2, 84)
@@ -37,14 +41,22 @@ def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
             frame = int(round(onset_s / HOP_S))
             window = probs[max(0, frame - NEAR_FRAMES) : frame + NEAR_FRAMES + 1, 0, midi - MIDI_MIN]
             peaks_at_onsets.append(float(window.max()) if len(window) else 0.0)
-        for _, event in matched_note_ons(reference, events):
-            started["onset peak" if event.decided - event.frame <= 1 else "sustained start"] += 1
+        for index, event in matched_note_ons(reference, events):
+            delay = event.decided - event.frame
+            started["onset peak" if delay <= 1 else "sustained start"] += 1
+            latency_ms = 1000 * (event.decided * HOP_S + transcriber.emit_delay_s - reference[index][0])
+            by_delay["0 frames" if delay <= 0 else "1 frame" if delay == 1 else "2+ frames"].append(latency_ms)
     peaks = np.array(peaks_at_onsets)
     return {
         "notes": len(peaks),
         "onset_probability_at_true_onsets": {f"p{q}": round(float(np.percentile(peaks, q)), 3) for q in (10, 25, 50, 75, 90)},
         "share_above": {str(t): round(float(np.mean(peaks > t)), 3) for t in (0.1, 0.2, 0.3, 0.4, 0.5)},
         "correct_notes_started_by": started,
+        "latency_ms_by_decision_delay": {
+            name: {"share": round(len(v) / max(sum(map(len, by_delay.values())), 1), 3),
+                   "median": round(float(np.median(v)), 1) if v else None,
+                   "p95": round(float(np.percentile(v, 95)), 1) if v else None}
+            for name, v in by_delay.items()},  # fmt: skip
         "tracker": transcriber.tracker.config.__dict__,
     }
 

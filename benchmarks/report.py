@@ -129,8 +129,8 @@ def latency_on_recordings() -> list[str]:
                  f"the JACK path is: {timed['median_ms']} / {timed['p95_ms']} ms ({timed['matched_notes']} notes); "
                  f"through JACK: {jack['median_ms']} / {jack['p95_ms']} ms ({jack['matched_notes']} notes, "
                  f"{duet['jack']['hanging_notes']} hanging, {duet['jack']['audio_skipped_s']} s of audio dropped, "
-                 f"{duet['jack']['xruns']} xruns; with more than {100 * JACK_XRUN_MAX_SHARE:g}% of JACK cycles missed, "
-                 "the machine was too loaded to trust the JACK figure)."), ""]  # fmt: skip
+                 f"{duet['jack']['xruns']} xruns; a JACK figure is not trusted when more than "
+                 f"{100 * JACK_XRUN_MAX_SHARE:g}% of its cycles were missed)."), ""]  # fmt: skip
     curve = stored_curve()
     if curve:
         provenance = curve["provenance"]

@@ -63,8 +63,9 @@ JACK_XRUN_MAX_SHARE: float = 0.01  # a JACK timing with more cycles missed than 
 # The sweep varies these decision settings around each stored tracker setting.
 SWEEP_SUSTAIN_FRAMES: tuple[int, ...] = (1, 2, 4, 8)
 SWEEP_ONSET_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5)
-# (onset_rise, rise_backdate_frames): the peak rule, and the rise rule placed a frame earlier (unplaced, a
-# rise decided on arrival still waits a frame for the live clusterer's 2-frame window)
+# (onset_rise, rise_backdate_frames): the peak rule, and the rise rule placed a frame earlier (with a 2-frame
+# clusterer window an unplaced rise waited a frame for it; with the 1-frame live window both placements leave
+# on arrival, and the stored low-latency setting is the unplaced one)
 SWEEP_ONSET_RULES: tuple[tuple[bool, int], ...] = ((False, 0), (True, 1))
 
 # Exit statuses of the command line.
