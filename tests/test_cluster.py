@@ -4,6 +4,7 @@ channels fixed at note-on, separation scoring, hindsight refinement."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -221,3 +222,5 @@ def test_cluster_search_walks_only_the_named_settings_within_the_decision_limit(
                               stored=stored, only=["evidence"])  # fmt: skip
     assert best.decision_frames == 1
     assert replace(best, evidence=stored.evidence, decision_frames=stored.decision_frames) == stored
+    with pytest.raises(ValueError, match="stored settings"):
+        search_clusters([(synthetic_frames(3), reference)], tracker, rounds=1, only=["evidence"])

@@ -507,6 +507,8 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
     ``max_decision_frames``. The tracker runs once per mix; ``workers`` processes score the mixes."""
     from rtamt.cluster import ClusterConfig
 
+    if only and stored is None:
+        raise ValueError("a search of only some settings starts from stored settings: none were given")
     if stored is not None and max_decision_frames is not None:
         stored = replace(stored, decision_frames=min(stored.decision_frames, max_decision_frames))
     recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
