@@ -20,7 +20,7 @@ import numpy as np
 
 from rtamt.audio import probe, read_blocks
 from rtamt.constants import HOP_S, MIDI_MIN
-from rtamt.evaluate import matched_note_ons, read_notes_csv
+from rtamt.evaluate import matched_note_ons, note_on_latency_s, read_notes_csv
 from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import NoteTracker
 
@@ -44,7 +44,7 @@ def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
         for index, event in matched_note_ons(reference, events):
             delay = event.decided - event.frame
             started["onset peak" if delay <= 1 else "sustained start"] += 1
-            latency_ms = 1000 * (event.decided * HOP_S + transcriber.emit_delay_s - reference[index][0])
+            latency_ms = 1000 * note_on_latency_s(event, reference[index][0], transcriber.emit_delay_s)
             by_delay["0 frames" if delay <= 0 else "1 frame" if delay == 1 else "2+ frames"].append(latency_ms)
     peaks = np.array(peaks_at_onsets)
     return {

@@ -97,11 +97,16 @@ def matched_note_ons(reference: list[tuple], events: list[NoteEvent]) -> list[tu
     return [(i, ons[j]) for i, j in matched_notes(reference, [(e.time_s, e.time_s + 0.1, e.pitch) for e in ons])]
 
 
+def note_on_latency_s(on: NoteEvent, onset_s: float, emit_delay_s: float) -> float:
+    """Stream-time latency of one note-on: when it left the chain minus the true onset. A note-on decided
+    at tracker frame d leaves once audio up to frame d + backbone look-ahead has arrived, plus the
+    resampler's delay (``emit_delay_s``)."""
+    return on.decided * HOP_S + emit_delay_s - onset_s
+
+
 def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:
-    """Stream-time note-on latency of each matched note: when its note-on left the chain minus its true
-    onset. A note-on decided at tracker frame d leaves once audio up to frame d + backbone look-ahead has
-    arrived, plus the resampler's delay (``emit_delay_s``)."""
-    return np.array([on.decided * HOP_S + emit_delay_s - reference[i][0] for i, on in matched_note_ons(reference, events)])
+    """Stream-time note-on latency (:func:`note_on_latency_s`) of each matched note."""
+    return np.array([note_on_latency_s(on, reference[i][0], emit_delay_s) for i, on in matched_note_ons(reference, events)])
 
 
 def run_stream(transcriber: Transcriber, blocks: Iterable[np.ndarray]) -> tuple[list[NoteEvent], float]:

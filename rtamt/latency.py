@@ -42,7 +42,7 @@ from rtamt.constants import (
     SWEEP_SUSTAIN_FRAMES,
     pitch_to_hz,
 )  # fmt: skip
-from rtamt.evaluate import _arrays, _mir_eval, matched_note_ons, note_metrics, read_notes_csv
+from rtamt.evaluate import _arrays, _mir_eval, matched_note_ons, note_metrics, note_on_latency_s, read_notes_csv
 from rtamt.pipeline import build_transcriber
 from rtamt.sustain import PedalChange, SustainStage
 from rtamt.tracker import NoteEvent, NoteTracker, TrackerConfig, events_to_notes
@@ -136,7 +136,7 @@ def matched_latencies(reference: list[tuple], events: list[NoteEvent],
                       emit_delay_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Stream-time note-on latency (s), reference pitch and reference index of every matched note."""
     pairs = matched_note_ons(reference, events)
-    latency = np.array([on.decided * HOP_S + emit_delay_s - reference[i][0] for i, on in pairs])
+    latency = np.array([note_on_latency_s(on, reference[i][0], emit_delay_s) for i, on in pairs])
     return latency, np.array([reference[i][2] for i, _ in pairs], dtype=int), np.array([i for i, _ in pairs], dtype=int)
 
 

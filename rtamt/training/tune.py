@@ -509,25 +509,31 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
 
     if only and stored is None:
         raise ValueError("a search of only some settings starts from stored settings: none were given")
-    if stored is not None and max_decision_frames is not None:
-        stored = replace(stored, decision_frames=min(stored.decision_frames, max_decision_frames))
+
+    def within_window(config: ClusterConfig) -> ClusterConfig:
+        if max_decision_frames is None:
+            return config
+        return replace(config, decision_frames=min(config.decision_frames, max_decision_frames))
+
+    stored = within_window(stored) if stored is not None else None
     recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
     with forked_pool(workers, _RECORDED, recorded) as pool:
-        start = ClusterConfig()
-        if max_decision_frames is not None:
-            start = replace(start, decision_frames=min(start.decision_frames, max_decision_frames))
-        best, best_score = (stored, cluster_score(stored, pool)) if only else (start, cluster_score(start, pool))
-        if stored is not None and not only:
-            stored_score = cluster_score(stored, pool)
-            print(f"stored: {stored} -> separation F {stored_score[0]:.4f}, channels = K {stored_score[1]:.2f}",
-                  file=sys.stderr)  # fmt: skip
-            if sum(stored_score) > sum(best_score):
-                best, best_score = stored, stored_score
-        for values in product(*CLUSTER_GRID.values()) if not only else []:
-            candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
-            result = cluster_score(candidate, pool)
-            if sum(result) > sum(best_score):
-                best, best_score = candidate, result
+        if only:
+            best, best_score = stored, cluster_score(stored, pool)
+        else:
+            start = within_window(ClusterConfig())
+            best, best_score = start, cluster_score(start, pool)
+            if stored is not None:
+                stored_score = cluster_score(stored, pool)
+                print(f"stored: {stored} -> separation F {stored_score[0]:.4f}, channels = K {stored_score[1]:.2f}",
+                      file=sys.stderr)  # fmt: skip
+                if sum(stored_score) > sum(best_score):
+                    best, best_score = stored, stored_score
+            for values in product(*CLUSTER_GRID.values()):
+                candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
+                result = cluster_score(candidate, pool)
+                if sum(result) > sum(best_score):
+                    best, best_score = candidate, result
         print(f"{'stored' if only else 'grid'}: best {best} -> separation F {best_score[0]:.4f}, channels = K {best_score[1]:.2f}",
               file=sys.stderr)  # fmt: skip
         for _ in range(rounds):
