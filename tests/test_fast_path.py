@@ -71,14 +71,37 @@ def test_growing_the_fast_branch_starts_as_the_same_function() -> None:
         assert not torch.allclose(changed, plain(hcqt[:, :8])[0])
 
 
-def test_fast_branch_streams_in_chunks() -> None:
+def test_growing_a_fast_trunk_starts_as_the_same_function() -> None:
+    torch = pytest.importorskip("torch")
+    from rtamt.training.backbone import load_grown
+    from rtamt.training.models import Backbone
+
+    torch.manual_seed(7)
+    plain = Backbone(gru_hidden=8, flux=4, fast=True).eval()
+    with torch.no_grad():
+        plain.onset_conv.conv.weight.normal_(0, 0.3)
+    grown = Backbone(gru_hidden=8, flux=4, fast=True, fast_trunk=True).eval()
+    load_grown(grown, plain.state_dict())
+    hcqt = torch.randn(1, 8 + N_FAST, 252, 30)
+    with torch.no_grad():
+        for a, b in zip(plain(hcqt)[:2], grown(hcqt)[:2]):
+            torch.testing.assert_close(a, b)
+        grown.conv1.conv.weight[:, -N_FAST:].fill_(0.1)  # once trained, the frame branch reads the fast path
+        assert not torch.allclose(grown(hcqt)[1], plain(hcqt)[1])
+    with pytest.raises(ValueError, match="fast path"):
+        Backbone(fast_trunk=True)
+
+
+@pytest.mark.parametrize("fast_trunk", [False, True])
+def test_fast_branch_streams_in_chunks(fast_trunk: bool) -> None:
     torch = pytest.importorskip("torch")
     from rtamt.training.models import Backbone
 
     torch.manual_seed(5)
-    model = Backbone(gru_hidden=8, flux=4, fast=True).eval()
+    model = Backbone(gru_hidden=8, flux=4, fast=True, fast_trunk=fast_trunk).eval()
     with torch.no_grad():
         model.onset_conv.conv.weight.normal_(0, 0.3)
+        model.conv1.conv.weight.normal_(0, 0.3)
         hcqt = torch.randn(1, 8 + N_FAST, 252, 40)
         whole = model(hcqt)[:2]
         caches = model.initial_caches()
@@ -90,31 +113,34 @@ def test_fast_branch_streams_in_chunks() -> None:
             torch.testing.assert_close(torch.cat([p[index] for p in parts], dim=-1), whole[index], atol=1e-5, rtol=0)
 
 
-def _fast_model(seed: int, grown_from: str = ""):
+def _fast_model(seed: int, grown_from: str = "", fast_trunk: bool = False):
     """A backbone with the fast path (random, or grown from a checkpoint's trained weights) whose fast
-    channels already count."""
+    channels already count (in the first conv too, with ``fast_trunk``)."""
     torch = pytest.importorskip("torch")
     from rtamt.training.backbone import load_grown
     from rtamt.training.export import load_checkpoint
     from rtamt.training.models import Backbone
 
     torch.manual_seed(seed)
-    model = Backbone(gru_hidden=16 if grown_from else 8, flux=4, fast=True).eval()
+    model = Backbone(gru_hidden=16 if grown_from else 8, flux=4, fast=True, fast_trunk=fast_trunk).eval()
     if grown_from:
         load_grown(model, load_checkpoint(Path(grown_from))["model"])
     with torch.no_grad():
         model.onset_conv.conv.weight[:, -N_FAST:].normal_(0, 0.3)  # the fast channels count
+        if fast_trunk:
+            model.conv1.conv.weight[:, -N_FAST:].normal_(0, 0.3)
     return model
 
 
-def test_fast_backbone_exports_and_streams(tmp_path) -> None:
+@pytest.mark.parametrize("fast_trunk", [False, True])
+def test_fast_backbone_exports_and_streams(tmp_path, fast_trunk: bool) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from rtamt.backbone import Backbone as BackboneStage
     from rtamt.models import ModelError, fast_config_of
     from rtamt.training.backbone import export_model
 
-    model = _fast_model(6)
+    model = _fast_model(6, fast_trunk=fast_trunk)
     path = tmp_path / "backbone.onnx"
     export_model(model, 2, MAIN, path, fast=FAST)
     with pytest.raises(ValueError, match="fast"):

@@ -51,6 +51,7 @@ class TrainConfig(RunConfig):
     onset_width: int = 1
     restrike_weight: float = 1.0  # weight of the onset targets of re-struck notes (see ``restrikes``)
     fast_gamma_hz: float = 0.0  # > 0: a fast onset path on a short-window CQT with this variable-Q offset
+    fast_trunk: bool = False  # the first conv reads the fast path's channels too (see models.Backbone)
 
     @property
     def fast_cqt(self) -> CQTConfig | None:
@@ -59,7 +60,7 @@ class TrainConfig(RunConfig):
         return replace(self.cqt, gamma_hz=self.fast_gamma_hz)  # the main front end's look-ahead and windows
 
     def build_model(self) -> Backbone:
-        return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None)
+        return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None, fast_trunk=self.fast_trunk)
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,
@@ -142,21 +143,22 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
     return result
 
 
+GROWN_INPUTS = ("onset_conv.conv.weight", "conv1.conv.weight")  # convs whose added input channels come last
 GROWN_PARTS = ("flux.", "fast_flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
 
 
 def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branches and
-    GRU, the timbre encoder's register scale and shift) into one with them: the onset conv's new input
-    channels, the GRU's output layer and the register scale and shift start at zero, so the grown model
-    starts as the same function."""
+    GRU, the timbre encoder's register scale and shift) into one with them: the new input channels of the
+    onset conv (flux, fast path) and of the first conv (``fast_trunk``), the GRU's output layer and the
+    register scale and shift start at zero, so the grown model starts as the same function."""
     own = model.state_dict()
     state = dict(state)
-    key = "onset_conv.conv.weight"
-    if key in state and key in own and state[key].shape[1] < own[key].shape[1]:  # the flux branch's inputs
-        grown = torch.zeros_like(own[key])
-        grown[:, : state[key].shape[1]] = state[key]
-        state[key] = grown
+    for key in GROWN_INPUTS:
+        if key in state and key in own and state[key].shape[1] < own[key].shape[1]:
+            grown = torch.zeros_like(own[key])
+            grown[:, : state[key].shape[1]] = state[key]
+            state[key] = grown
     unexpected = sorted(set(state) - set(own))
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(GROWN_PARTS))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)

@@ -81,15 +81,19 @@ class Backbone(nn.Module):
     increase of each harmonic channel) that feeds the onset branch, and a per-pitch GRU that carries note
     state across time (``gru_hidden`` > 0). With ``fast`` the input has N_FAST more channels after the 8,
     from a short-window CQT (rtamt.frontend.FastPathTap), and a flux conv of its own over them feeds
-    the onset branch too. Outputs at frame t describe frame t - L for
+    the onset branch too; with ``fast_trunk`` as well, the first conv reads those channels beside the 8, so
+    the frame branch sees the short windows too. Outputs at frame t describe frame t - L for
     a model trained with look-ahead L (the runtime delays by L).
     """
 
-    def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False) -> None:
+    def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False, fast_trunk: bool = False) -> None:
         super().__init__()
+        if fast_trunk and not fast:
+            raise ValueError("fast_trunk needs the fast path (fast=True)")
         self.scale = nn.Parameter(torch.tensor(0.2))
         self.shift = nn.Parameter(torch.tensor(1.0))
-        self.conv1 = CausalConv2d(N_HARMONICS, 16, 5, 5)
+        self.fast_trunk = fast_trunk
+        self.conv1 = CausalConv2d(N_HARMONICS + (N_FAST if fast_trunk else 0), 16, 5, 5)
         self.bn1 = nn.BatchNorm2d(16)
         self.conv2 = CausalConv2d(16, N_HARMONICS, 25, 3, dil_f=3)
         self.bn2 = nn.BatchNorm2d(N_HARMONICS)
@@ -137,7 +141,8 @@ class Backbone(nn.Module):
             caches = tuple(self.initial_caches(hcqt.shape[0]))
         new: list[torch.Tensor] = []
         x = hcqt[:, :N_HARMONICS] * self.scale + self.shift
-        h, c = self.conv1(x, caches[0])
+        fast = hcqt[:, N_HARMONICS:] * self.scale + self.shift if self.fast else None
+        h, c = self.conv1(torch.cat([x, fast], dim=1) if self.fast_trunk else x, caches[0])
         new.append(c)
         h = F.leaky_relu(self.bn1(h), 0.3)
         r, c = self.conv2(h, caches[1])
@@ -154,7 +159,6 @@ class Backbone(nn.Module):
             flux_cache.append(c)
             h = torch.cat([h, F.relu(flux)], dim=1)
         if self.fast:
-            fast = hcqt[:, N_HARMONICS:] * self.scale + self.shift
             fast_flux, c = self.fast_flux(fast, caches[6 + bool(self.flux_channels)])
             flux_cache.append(c)
             h = torch.cat([h, F.relu(fast_flux)], dim=1)
