@@ -92,6 +92,30 @@ def test_growing_a_fast_trunk_starts_as_the_same_function() -> None:
         Backbone(fast_trunk=True)
 
 
+def test_sharing_a_fresh_fast_trunk_moves_harmonics_one_to_three() -> None:
+    torch = pytest.importorskip("torch")
+    from rtamt.constants import FAST_CHANNELS
+    from rtamt.training.backbone import load_grown, share_fast_trunk
+    from rtamt.training.models import Backbone
+
+    torch.manual_seed(8)
+    plain = Backbone(gru_hidden=8, flux=4, fast=True).eval()
+    grown = Backbone(gru_hidden=8, flux=4, fast=True, fast_trunk=True).eval()
+    load_grown(grown, plain.state_dict())
+    share_fast_trunk(grown, 0.25)
+    old, new = plain.conv1.conv.weight, grown.conv1.conv.weight
+    for k, channel in enumerate(FAST_CHANNELS):
+        torch.testing.assert_close(new[:, 8 + k], 0.25 * old[:, channel])
+        torch.testing.assert_close(new[:, channel], 0.75 * old[:, channel])
+    torch.testing.assert_close(new[:, 0], old[:, 0])  # the sub-harmonic and harmonics 4-7 stay
+    hcqt = torch.randn(1, 8, 252, 30)
+    with torch.no_grad():  # where both front ends agree, the function is unchanged
+        same = torch.cat([hcqt, hcqt[:, list(FAST_CHANNELS)]], dim=1)
+        torch.testing.assert_close(grown(same)[1], plain(same)[1], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="freshly grown"):
+        share_fast_trunk(grown, 0.25)
+
+
 @pytest.mark.parametrize("fast_trunk", [False, True])
 def test_fast_branch_streams_in_chunks(fast_trunk: bool) -> None:
     torch = pytest.importorskip("torch")

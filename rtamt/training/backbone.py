@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rtamt.constants import FAST_CHANNELS, N_HARMONICS
 from rtamt.cqt import CQTConfig
 from rtamt.training.export import (
     RunConfig, export_streaming, load_checkpoint, to_device, train_export_cli, training_device,
@@ -52,6 +53,7 @@ class TrainConfig(RunConfig):
     restrike_weight: float = 1.0  # weight of the onset targets of re-struck notes (see ``restrikes``)
     fast_gamma_hz: float = 0.0  # > 0: a fast onset path on a short-window CQT with this variable-Q offset
     fast_trunk: bool = False  # the first conv reads the fast path's channels too (see models.Backbone)
+    fast_trunk_share: float = 0.0  # when growing the fast trunk: this share of harmonics 1-3 moves to it
 
     @property
     def fast_cqt(self) -> CQTConfig | None:
@@ -168,6 +170,20 @@ def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def share_fast_trunk(model: Backbone, share: float) -> None:
+    """Start a freshly grown fast trunk with ``share`` of the first conv's weights on HCQT harmonics 1-3
+    moved to the fast path's channels for the same harmonics (FAST_CHANNELS). Where the two front ends
+    agree (steady sounds) the function is unchanged; at attacks the frame branch sees the short windows at
+    once instead of growing their weights from zero."""
+    weight = model.conv1.conv.weight
+    if not model.fast_trunk or weight[:, N_HARMONICS:].abs().max() > 0:
+        raise ValueError("fast_trunk_share needs a freshly grown fast trunk (--init from a model without it)")
+    with torch.no_grad():
+        for k, channel in enumerate(FAST_CHANNELS):
+            weight[:, N_HARMONICS + k] = share * weight[:, channel]
+            weight[:, channel] *= 1.0 - share
+
+
 def train(data: Path, out: Path, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -178,8 +194,13 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
         out_losses = losses(model, batch, config)
         return out_losses["onset"] + out_losses["frame"], ""
 
-    task = Task(model, loss, lambda loader: validate(model, loader, config, device),
-                lambda weights: load_grown(model, weights), warmup_steps=100, train_seed=config.seed)  # fmt: skip
+    def init(weights: dict[str, torch.Tensor]) -> None:
+        load_grown(model, weights)
+        if config.fast_trunk_share > 0:
+            share_fast_trunk(model, config.fast_trunk_share)
+
+    task = Task(model, loss, lambda loader: validate(model, loader, config, device), init, warmup_steps=100,
+                train_seed=config.seed)  # fmt: skip
     train_loop(data, out, config, task, device)
 
 
