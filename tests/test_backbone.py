@@ -192,6 +192,33 @@ def test_growing_flux_branch_and_gru_starts_as_the_same_function(gru_hidden: int
         load_grown(grown, TimbreEncoder().state_dict())
 
 
+def test_widening_the_onset_branch_keeps_the_function() -> None:
+    """Net2Net growth of the onset branch: with no noise the wider model is the same function (GRU and
+    flux branch included); with the default noise it stays close, and its copies differ from their
+    originals (else they would never part)."""
+    from rtamt.training.backbone import load_grown, widen_onset_branch
+
+    torch.manual_seed(3)
+    narrow = Backbone(gru_hidden=8, flux=4).eval()
+    with torch.no_grad():  # batch-norm statistics away from their defaults, so copying them matters
+        narrow.onset_bn.running_mean.uniform_(-0.5, 0.5)
+        narrow.onset_bn.running_var.uniform_(0.5, 2.0)
+        narrow.refine.weight.normal_(0, 0.5)
+    wide = Backbone(gru_hidden=8, flux=4, onset_channels=12).eval()
+    wide.load_state_dict(widen_onset_branch(narrow.state_dict(), 12, noise=0.0))
+    hcqt = torch.randn(1, 8, 252, 30)
+    with torch.no_grad():
+        for a, b in zip(narrow(hcqt)[:2], wide(hcqt)[:2]):
+            torch.testing.assert_close(a, b)
+        load_grown(wide, narrow.state_dict())  # the training path: default noise
+        weight = wide.onset_conv.conv.weight
+        assert not torch.equal(weight[7], weight[0])
+        for a, b in zip(narrow(hcqt)[:2], wide(hcqt)[:2]):
+            assert (a - b).abs().max() < 0.05
+    with pytest.raises(ValueError, match="cannot narrow"):
+        widen_onset_branch(wide.state_dict(), 7)
+
+
 def test_models_pair_up_when_their_front_ends_agree_as_settings() -> None:
     """A model exported after a front-end field was added writes it with its default; a model exported
     before leaves it out: the two still describe the same front end. Other settings are refused."""

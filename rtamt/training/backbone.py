@@ -54,6 +54,7 @@ class TrainConfig(RunConfig):
     fast_gamma_hz: float = 0.0  # > 0: a fast onset path on a short-window CQT with this variable-Q offset
     fast_trunk: bool = False  # the first conv reads the fast path's channels too (see models.Backbone)
     fast_trunk_share: float = 0.0  # when growing the fast trunk: this share of harmonics 1-3 moves to it
+    onset_channels: int = 7  # width of the onset branch; a wider one grows from a narrower checkpoint
 
     @property
     def fast_cqt(self) -> CQTConfig | None:
@@ -62,7 +63,8 @@ class TrainConfig(RunConfig):
         return replace(self.cqt, gamma_hz=self.fast_gamma_hz)  # the main front end's look-ahead and windows
 
     def build_model(self) -> Backbone:
-        return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None, fast_trunk=self.fast_trunk)
+        return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None, fast_trunk=self.fast_trunk,
+                        onset_channels=self.onset_channels)  # fmt: skip
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,
@@ -149,13 +151,56 @@ GROWN_INPUTS = ("onset_conv.conv.weight", "conv1.conv.weight")  # convs whose ad
 GROWN_PARTS = ("flux.", "fast_flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
 
 
+ONSET_BRANCH_OUT = ("onset_conv.conv.weight", "onset_conv.conv.bias", "onset_bn.weight", "onset_bn.bias",
+                    "onset_bn.running_mean", "onset_bn.running_var")  # fmt: skip
+ONSET_BRANCH_IN = ("onset_head.conv.weight", "gru.weight_ih_l0")  # read the branch's channels first, then 1-2 more
+WIDEN_NOISE = 0.05  # relative noise on a copied channel's weights: copies behind a batch norm never part otherwise
+
+
+def widen_onset_branch(state: dict[str, torch.Tensor], channels: int, noise: float = WIDEN_NOISE,
+                       seed: int = 0) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Weights of a backbone whose onset branch has fewer channels, widened to ``channels`` (Net2Net): each
+    new channel copies channel k mod C of the old branch, and every reader of the branch (the onset head,
+    the GRU's input) splits the old channel's weight unequally among its copies, so the output is unchanged
+    up to the ``noise`` added to the copies' own weights (0: exactly the same function)."""
+    old = state["onset_conv.conv.weight"].shape[0]
+    if channels == old:
+        return state
+    if channels < old:
+        raise ValueError(f"cannot narrow the onset branch from {old} to {channels} channels")
+    source = [k % old for k in range(channels)]
+    copies = np.bincount(source, minlength=old)
+    rank = [source[:k].count(source[k]) for k in range(channels)]  # 0 for the original channel
+    share = torch.tensor([(r + 1) / (copies[j] * (copies[j] + 1) / 2) for j, r in zip(source, rank)])
+    generator = torch.Generator().manual_seed(seed)
+    state = dict(state)
+    for key in ONSET_BRANCH_OUT:
+        if key not in state:
+            continue
+        grown = state[key][source].clone()
+        if key == "onset_conv.conv.weight" and noise > 0:
+            scale = grown.flatten(1).std(dim=1).view(-1, 1, 1, 1)
+            fresh = torch.tensor([r > 0 for r in rank]).view(-1, 1, 1, 1)
+            grown += fresh * noise * scale * torch.randn(grown.shape, generator=generator)
+        state[key] = grown
+    for key in ONSET_BRANCH_IN:
+        if key in state:
+            weight = state[key]
+            state[key] = torch.cat([weight[:, source] * share.view(1, -1, *[1] * (weight.dim() - 2)),
+                                    weight[:, old:]], dim=1)  # fmt: skip
+    return state
+
+
 def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branches and
     GRU, the timbre encoder's register scale and shift) into one with them: the new input channels of the
     onset conv (flux, fast path) and of the first conv (``fast_trunk``), the GRU's output layer and the
-    register scale and shift start at zero, so the grown model starts as the same function."""
+    register scale and shift start at zero, so the grown model starts as the same function. A narrower
+    onset branch is widened by :func:`widen_onset_branch`."""
     own = model.state_dict()
     state = dict(state)
+    if "onset_conv.conv.weight" in own and "onset_conv.conv.weight" in state:
+        state = widen_onset_branch(state, own["onset_conv.conv.weight"].shape[0])
     for key in GROWN_INPUTS:
         if key in state and key in own and state[key].shape[1] < own[key].shape[1]:
             grown = torch.zeros_like(own[key])

@@ -82,11 +82,13 @@ class Backbone(nn.Module):
     state across time (``gru_hidden`` > 0). With ``fast`` the input has N_FAST more channels after the 8,
     from a short-window CQT (rtamt.frontend.FastPathTap), and a flux conv of its own over them feeds
     the onset branch too; with ``fast_trunk`` as well, the first conv reads those channels beside the 8, so
-    the frame branch sees the short windows too. Outputs at frame t describe frame t - L for
-    a model trained with look-ahead L (the runtime delays by L).
+    the frame branch sees the short windows too. ``onset_channels`` is the width of the onset branch (7 as
+    published). Outputs at frame t describe frame t - L for a model trained with look-ahead L (the runtime
+    delays by L).
     """
 
-    def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False, fast_trunk: bool = False) -> None:
+    def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False, fast_trunk: bool = False,
+                 onset_channels: int = 7) -> None:  # fmt: skip
         super().__init__()
         if fast_trunk and not fast:
             raise ValueError("fast_trunk needs the fast path (fast=True)")
@@ -106,15 +108,15 @@ class Backbone(nn.Module):
         self.fast = fast
         if fast:
             self.fast_flux = flux_conv(N_FAST, N_FAST)
-        self.onset_conv = CausalConv2d(16 + flux + (N_FAST if fast else 0), 7, 7, 3, stride_f=3)
-        self.onset_bn = nn.BatchNorm2d(7)
-        self.onset_head = CausalConv2d(8, 1, 3, 5)
+        self.onset_conv = CausalConv2d(16 + flux + (N_FAST if fast else 0), onset_channels, 7, 3, stride_f=3)
+        self.onset_bn = nn.BatchNorm2d(onset_channels)
+        self.onset_head = CausalConv2d(onset_channels + 1, 1, 3, 5)
         with torch.no_grad():  # start both heads at a sparse prior (p ~ 1%) instead of 50%
             self.onset_head.conv.bias.fill_(-4.6)
             self.frame_head.conv.bias.fill_(-3.0)
         self.gru_hidden = gru_hidden
         if gru_hidden:
-            self.gru = nn.GRU(9, gru_hidden, batch_first=True)
+            self.gru = nn.GRU(onset_channels + 2, gru_hidden, batch_first=True)
             self.refine = nn.Linear(gru_hidden, 2)
             with torch.no_grad():  # starts as a no-op correction of the convolutional logits
                 self.refine.weight.zero_()
@@ -168,12 +170,12 @@ class Backbone(nn.Module):
         onset_logit, c = self.onset_head(torch.cat([o, torch.sigmoid(frame_logit)], dim=1), caches[5])
         new += [c, *flux_cache]
         if self.gru_hidden:
-            features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, 9, 84, T)
+            features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, onset channels + 2, 84, T)
             time_major_layout = self.conv1.time_axis == 2
             if time_major_layout:
                 features = features.transpose(2, 3)
             batch, _, pitches, frames = features.shape
-            seq = features.permute(0, 2, 3, 1).reshape(batch * pitches, frames, 9)
+            seq = features.permute(0, 2, 3, 1).reshape(batch * pitches, frames, features.shape[1])
             out, state = self.gru(seq, caches[len(self.temporal_layers())])
             new.append(state)
             delta = self.refine(out).reshape(batch, pitches, frames, 2).permute(0, 3, 1, 2)
