@@ -28,6 +28,23 @@ def test_far_positives_weigh_more_when_asked() -> None:
     assert supcon_loss(together, labels, 0.15, pitch, 2.0) < weighted  # pulling the registers together pays
 
 
+def test_near_negatives_weigh_more_when_asked() -> None:
+    # instrument 0 at pitches 40 and 64; instrument 1 at 41 (same register as the first, embedded close to
+    # it) and at 76 (far from everything)
+    embeddings = unit([1.0, 0.0, 0.0], [0.6, 0.0, 0.8], [0.9, 0.3, 0.0], [0.0, 1.0, 0.0])
+    labels = torch.tensor([0, 0, 1, 1])
+    pitch = torch.tensor([40, 64, 41, 76])
+    plain = supcon_loss(embeddings, labels, 0.15, pitch)
+    assert torch.allclose(supcon_loss(embeddings, labels, 0.15, pitch, near_negative_weight=0.0), plain)
+    weighted = supcon_loss(embeddings, labels, 0.15, pitch, near_negative_weight=4.0)
+    assert weighted > plain  # the close negative at the same register counts five times
+    apart = unit([1.0, 0.0, 0.0], [0.6, 0.0, 0.8], [0.0, 0.3, 0.9], [0.0, 1.0, 0.0])
+    assert supcon_loss(apart, labels, 0.15, pitch, near_negative_weight=4.0) < weighted  # telling them apart pays
+    far = torch.tensor([40, 64, 52, 76])  # no negative within NEAR_SEMITONES: the weight changes nothing
+    assert torch.allclose(supcon_loss(embeddings, labels, 0.15, far, near_negative_weight=4.0),
+                          supcon_loss(embeddings, labels, 0.15, far))  # fmt: skip
+
+
 class FixedEncoder(torch.nn.Module):
     """Returns a fixed (1, D, 84, T) embedding per crop, whatever the input."""
 

@@ -11,7 +11,10 @@ together). With ``--cross-mix`` the loss is taken over the bins of every crop of
 instrument slot labelled by its sound (bank and program): the same sound in another crop is a positive and
 every other sound a negative, so a solo crop (which alone has no negatives) teaches too, and the register
 an instrument happens to play in one mix no longer tells it apart; ``--mix-weight W`` adds W times the
-per-crop loss, which alone teaches telling a mix's parts apart. The encoder never sees the backbone:
+per-crop loss, which alone teaches telling a mix's parts apart. With ``--near-negative-weight W`` a negative
+within ``NEAR_SEMITONES`` of its anchor's pitch counts 1 + W times in the loss's denominator: register
+cannot tell those apart, so they teach timbre (the shipped encoder separates a quartet mostly by register,
+models/README.md timbre item 10). The encoder never sees the backbone:
 both read the same HCQT, so the backbone stays frozen by construction.
 """
 
@@ -45,9 +48,11 @@ class TimbreConfig(RunConfig):
     register_film: bool = False  # per-bin scale and shift before the head (TimbreEncoder)
     cross_mix: bool = False  # one loss over the batch's crops: the same sound in another crop is a positive
     mix_weight: float = 0.0  # with cross_mix: plus this weight times the per-crop loss (tell a mix's parts apart)
+    near_negative_weight: float = 0.0  # extra weight of negatives within NEAR_SEMITONES of the anchor's pitch
 
 
 REGISTER_SEMITONES = 12  # "another register": an octave or more apart
+NEAR_SEMITONES = 2  # "the same register": a negative this close in pitch cannot be told apart by register
 
 
 def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator: torch.Generator):
@@ -62,16 +67,21 @@ def sample_bins(instrument: torch.Tensor, count: int, lookahead: int, generator:
 
 
 def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float,
-                pitch: torch.Tensor | None = None, cross_register_weight: float = 0.0) -> torch.Tensor | None:  # fmt: skip
+                pitch: torch.Tensor | None = None, cross_register_weight: float = 0.0,
+                near_negative_weight: float = 0.0) -> torch.Tensor | None:  # fmt: skip
     """Supervised InfoNCE: mean over anchors with a positive of -mean log p(positive | anchor), the positives
-    ``REGISTER_SEMITONES`` or more from the anchor's ``pitch`` weighted 1 + ``cross_register_weight``."""
+    ``REGISTER_SEMITONES`` or more from the anchor's ``pitch`` weighted 1 + ``cross_register_weight``, the
+    negatives within ``NEAR_SEMITONES`` of it counted 1 + ``near_negative_weight`` times."""
     if len(labels) < 2:
         return None
     logits = embeddings @ embeddings.T / temperature
     self_mask = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     logits = logits.masked_fill(self_mask, -1e9)
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    if pitch is not None and near_negative_weight:
+        near = ((pitch[:, None] - pitch[None, :]).abs() <= NEAR_SEMITONES) & ~positive & ~self_mask
+        logits = logits + float(np.log1p(near_negative_weight)) * near.float()
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     has_positive = positive.any(dim=1)
     if not has_positive.any():
         return None
@@ -104,13 +114,13 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
     if config.cross_mix and groups:
         groups = [tuple(torch.cat(parts) for parts in zip(*groups))]
         if config.mix_weight > 0:
-            per_crop = [supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
-                        for e, labels, pitch in crops]  # fmt: skip
+            per_crop = [supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight,
+                                    config.near_negative_weight) for e, labels, pitch in crops]  # fmt: skip
             per_crop = [loss for loss in per_crop if loss is not None]
             within = config.mix_weight * torch.stack(per_crop).mean() if per_crop else None
     losses, pos_sims, neg_sims, far_sims = [], [], [], []
     for e, labels, pitch in groups:
-        loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight)
+        loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight, config.near_negative_weight)
         if loss is not None:
             losses.append(loss)
             with torch.no_grad():
