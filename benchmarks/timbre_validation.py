@@ -4,10 +4,11 @@
         [--data data/synth-live/valid] [--cross-register-weight 2.0] [--cross-mix]
 
 For each checkpoint: the contrastive loss (positives an octave or more apart weighted 1 + W), the mean
-cosine of same-instrument bins, of different-instrument bins, and of same-instrument bins an octave or
-more apart, as the training run's validation reports them (64 crops, fixed bins); per crop, or with
-``--cross-mix`` over each batch of 8 crops (another crop's sound a negative), whatever the checkpoint
-was trained with (a ``--mix-weight`` it was trained with is left out: the two losses are reported apart).
+cosine of same-instrument bins, of different-instrument bins, of same-instrument bins an octave or more
+apart, and of different-instrument bins within two semitones (which register cannot tell apart), as the
+training run's validation reports them (64 crops, fixed bins); per crop, or with ``--cross-mix`` over each
+batch of 8 crops (another crop's sound a negative), whatever the checkpoint was trained with (a
+``--mix-weight`` or ``--near-negative-weight`` it was trained with is left out, so the losses compare).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def main() -> None:
     for checkpoint in args.checkpoints:
         state = load_checkpoint(checkpoint)
         config = checkpoint_config(state, TimbreConfig, batch=8, cross_register_weight=args.cross_register_weight,
-                                   cross_mix=args.cross_mix, mix_weight=0.0)  # fmt: skip
+                                   cross_mix=args.cross_mix, mix_weight=0.0,
+                                   near_negative_weight=0.0)  # fmt: skip
         model = TimbreEncoder(config.dim, config.width, config.register_film)
         model.load_state_dict(state["model"])
         crops = SynthCrops(args.data, config.crop_frames, items=config.valid_items, train=False, cqt=config.cqt)

@@ -80,7 +80,7 @@ def test_cross_mix_gives_solo_crops_negatives_and_same_sounds_positives() -> Non
     crossed = TimbreConfig(bins_per_crop=64, lookahead=lookahead, cross_mix=True)
     assert loss(alike, crossed, [3, 5]) > loss(apart, crossed, [3, 5])  # two sounds: apart pays
     assert loss(apart, crossed, [3, 3]) > loss(alike, crossed, [3, 3])  # one sound in both crops: together pays
-    _, positive, negative, _ = batch_loss(FixedEncoder(apart), dict(batch, timbre=torch.tensor([[3] + [-1] * 15] * 2)),
+    _, positive, negative, *_ = batch_loss(FixedEncoder(apart), dict(batch, timbre=torch.tensor([[3] + [-1] * 15] * 2)),
                                           crossed, generator)  # fmt: skip
     assert negative != negative and positive < 1.0  # no negatives (NaN); the other crop's bins are positives
 

@@ -96,7 +96,8 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
 def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generator: torch.Generator):
     """Mean contrastive loss over the crops of a batch (with ``cross_mix``, one loss over the bins of all
     its crops, plus ``mix_weight`` times the mean per-crop loss), the mean positive and negative cosine,
-    and the mean cosine of positives an octave or more apart (over the groups of the main loss)."""
+    the mean cosine of positives an octave or more apart, and of negatives within NEAR_SEMITONES (over the
+    groups of the main loss)."""
     embedding, *_ = model(batch["hcqt"])
     groups = []  # (embeddings, labels, pitches) the loss is taken over: one per crop, or the batch pooled
     crops = []  # per crop, labelled by the instrument's slot in its mix
@@ -118,7 +119,7 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
                                     config.near_negative_weight) for e, labels, pitch in crops]  # fmt: skip
             per_crop = [loss for loss in per_crop if loss is not None]
             within = config.mix_weight * torch.stack(per_crop).mean() if per_crop else None
-    losses, pos_sims, neg_sims, far_sims = [], [], [], []
+    losses, pos_sims, neg_sims, far_sims, near_sims = [], [], [], [], []
     for e, labels, pitch in groups:
         loss = supcon_loss(e, labels, config.temperature, pitch, config.cross_register_weight, config.near_negative_weight)
         if loss is not None:
@@ -133,11 +134,14 @@ def batch_loss(model: TimbreEncoder, batch: dict, config: TimbreConfig, generato
                 far = same & ((pitch[:, None] - pitch[None, :]).abs() >= REGISTER_SEMITONES)
                 if far.any():
                     far_sims.append(sims[far].mean())
+                near = ~same & ((pitch[:, None] - pitch[None, :]).abs() <= NEAR_SEMITONES)
+                if near.any():
+                    near_sims.append(sims[near].mean())
     if not losses:
-        return None, 0.0, 0.0, float("nan")
+        return None, 0.0, 0.0, float("nan"), float("nan")
     mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
     total = torch.stack(losses).mean() + (within if within is not None else 0.0)
-    return total, mean(pos_sims), mean(neg_sims), mean(far_sims)
+    return total, mean(pos_sims), mean(neg_sims), mean(far_sims), mean(near_sims)
 
 
 def train(data: Path, out: Path, config: TimbreConfig) -> None:
@@ -148,7 +152,7 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
     model = TimbreEncoder(config.dim, config.width, config.register_film).to(device)
 
     def loss(batch: dict) -> tuple[torch.Tensor | None, str]:
-        value, pos, neg, _ = batch_loss(model, batch, config, generator)
+        value, pos, neg, *_ = batch_loss(model, batch, config, generator)
         return value, f"pos {pos:.2f} neg {neg:.2f}"
 
     task = Task(model, loss, lambda loader: validate(model, loader, config, device), partial(load_grown, model),
@@ -161,9 +165,9 @@ def train(data: Path, out: Path, config: TimbreConfig) -> None:
 def validate(model: TimbreEncoder, loader, config: TimbreConfig, device: torch.device) -> dict:
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    losses, pos, neg, far = [], [], [], []
+    losses, pos, neg, far, near = [], [], [], [], []
     for batch in loader:
-        loss, p, n, f = batch_loss(model, to_device(batch, device, keep=("instrument", "timbre")), config, generator)
+        loss, p, n, f, c = batch_loss(model, to_device(batch, device, keep=("instrument", "timbre")), config, generator)
         if loss is not None:
             losses.append(float(loss))
             pos.append(p)
@@ -171,10 +175,13 @@ def validate(model: TimbreEncoder, loader, config: TimbreConfig, device: torch.d
                 neg.append(n)
             if not np.isnan(f):
                 far.append(f)
+            if not np.isnan(c):
+                near.append(c)
     model.train()
     return {"valid_loss": round(float(np.mean(losses)), 4), "valid_pos_cos": round(float(np.mean(pos)), 3),
             "valid_neg_cos": round(float(np.mean(neg)), 3),
-            "valid_far_pos_cos": round(float(np.mean(far)), 3) if far else None}  # fmt: skip
+            "valid_far_pos_cos": round(float(np.mean(far)), 3) if far else None,
+            "valid_near_neg_cos": round(float(np.mean(near)), 3) if near else None}  # fmt: skip
 
 
 def export(run: Path, out: Path) -> None:
