@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "pieces_on_one_channel": sum(s["channels"] == 1 for s in scores),
                                     "separation_f": round(float(np.mean([s["separation_f"] for s in scores])), 3)}  # fmt: skip
             if valid:
-                tune._RECORDED[:] = [(with_embeddings(f, means, alpha), r, tune.RecordedTracker(tracker, f)) for f, r in valid]
-                f, exact = tune.cluster_score(config)
+                moved = [(with_embeddings(frames, means, alpha), reference) for frames, reference in valid]
+                f, exact = tune.score_clusterer(moved, tracker, config)
                 row["validation"] = {"mixes": len(valid), "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
                                      "sum": round(f + exact, 4)}  # fmt: skip
             report["variants"].append(row)

@@ -497,6 +497,13 @@ def cluster_score(config, pool=None) -> tuple[float, float]:
     return f, exact
 
 
+def score_clusterer(data: ClusterData, tracker: TrackerConfig, config) -> tuple[float, float]:
+    """:func:`cluster_score` of one clusterer setting on ``data``, its notes from ``tracker`` (the search's
+    score, for a caller that changes the model frames: e.g. the embeddings, benchmarks/timbre_register.py)."""
+    _RECORDED[:] = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    return cluster_score(config)
+
+
 def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
                     workers: int = 1, stored=None, only: list[str] | None = None):  # fmt: skip
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
