@@ -360,3 +360,32 @@ def test_calibration_keeps_stored_tables_that_score_higher() -> None:
 
     fresh, fresh_figures = calibrate(CONFIG, data, lookahead=0, max_lead=10)  # nothing stored to keep
     assert not fresh_figures["kept"] and matches_per_pitch(fresh, data).sum() < 15
+
+
+def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``tune stored`` scores each tracker setting the model stores on the (cached) validation outputs: a
+    clear onset and frame at every reference note scores onset F1 1 in both modes."""
+    import hashlib
+    import json
+    import pickle
+
+    import onnx
+
+    from rtamt.models import models_dir
+    from rtamt.training.tune import VALIDATION, main
+
+    model = models_dir() / "backbone.onnx"
+    p = probs(200)
+    reference = []
+    for k, pitch in enumerate((48, 55, 62)):
+        start = 20 + 50 * k
+        p[start, 0, pitch - MIDI_MIN] = 0.95
+        p[start : start + 30, 1, pitch - MIDI_MIN] = 0.9
+        reference.append((start * HOP_S, (start + 30) * HOP_S, pitch))
+    key = (hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest(), [str(s) for s in VALIDATION], 40)
+    cache = tmp_path / "outputs.pkl"
+    cache.write_bytes(pickle.dumps((key, [(p, reference)])))
+    assert main(["stored", "--model", str(model), "--cache", str(cache)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 1
+    assert report["accurate"]["onset_f1"] == 1.0 and report["low-latency"]["onset_f1"] == 1.0

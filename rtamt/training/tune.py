@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_curve(argv[1:])
     if argv[:1] == ["leads"]:
         return main_leads(argv[1:])
+    if argv[:1] == ["stored"]:
+        return main_stored(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune", description=__doc__.split("\n")[0])
     validation_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search")
@@ -238,6 +240,27 @@ def main(argv: list[str] | None = None) -> int:
         write_metadata(args.model, f"{key}_provenance", json.dumps(provenance))
     return 0
 
+
+
+def main_stored(argv: list[str]) -> int:
+    """python -m rtamt.training.tune stored --model X.onnx --cache F: the score of each tracker setting the
+    model stores (``accurate``, ``low-latency``) on the validation examples, without a search (how a
+    candidate model is compared with the shipped one at the shipped settings)."""
+    parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune stored")
+    validation_arguments(parser)
+    args = parser.parse_args(argv)
+    backbone = Backbone(args.model)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    report = {"model": str(args.model), "examples": len(data)}
+    for mode in MODES:
+        key = settings_key(backbone.meta, "tracker", mode)
+        if key is None:
+            continue
+        onset, offset, median, p95 = score(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead)
+        report[mode] = {"onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
+                        "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)}  # fmt: skip
+    print(json.dumps(report, indent=2))
+    return 0
 
 
 def trace_curve(data: Data, lookahead: int, limits: list[float], start: TrackerConfig | None = None,
