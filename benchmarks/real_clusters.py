@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtamt.evaluate import read_notes_csv, separation_metrics
+from rtamt.evaluate import notes_by_instrument, separation_metrics
 from rtamt.latency import default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
 from rtamt.pipeline import build_transcriber
@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, config in variants.items():
         rows = {}
         for piece, piece_out in zip(pieces, outputs):
-            reference: dict[str, list[tuple]] = {}
-            for on, off, midi, instrument in read_notes_csv(piece / "notes.csv"):
-                reference.setdefault(instrument, []).append((on, off, midi))
+            reference = notes_by_instrument(piece / "notes.csv")
             events = replay(piece_out, base.tracker.config, config, base.sustain)
             row = separation_metrics(reference, events)
             channels: dict[int, list[tuple[float, float]]] = {}

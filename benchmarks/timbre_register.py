@@ -29,7 +29,7 @@ import numpy as np
 
 from rtamt.chain import Chain
 from rtamt.cluster import ClusterConfig, TimbreAssigner
-from rtamt.evaluate import read_notes_csv, separation_metrics
+from rtamt.evaluate import notes_by_instrument, separation_metrics
 from rtamt.latency import default_cache_dir, piece_dirs, piece_outputs
 from rtamt.models import models_dir
 from rtamt.pipeline import build_transcriber
@@ -103,30 +103,20 @@ def main(argv: list[str] | None = None) -> int:
                     "register": register_summary(means), "variants": []}  # fmt: skip
     print(json.dumps(report["register"]), file=sys.stderr)
 
-    pieces = [piece for folder in args.folders for piece in piece_dirs(folder)]
-    outputs = [piece_outputs(piece, directory, args.cache) for piece in pieces]
-    references = []
-    for piece in pieces:
-        reference: dict[str, list[tuple]] = {}
-        for on, off, midi, instrument in read_notes_csv(piece / "notes.csv"):
-            reference.setdefault(instrument, []).append((on, off, midi))
-        references.append(reference)
+    folders = {folder: [(piece_outputs(piece, directory, args.cache), notes_by_instrument(piece / "notes.csv"))
+                        for piece in piece_dirs(folder)] for folder in args.folders}  # fmt: skip
     valid = tune.model_frames(directory, args.valid, args.valid_limit) if args.valid else []
     tracker, stored = base.tracker.config, base.assigner.config
+    sustain = [base.sustain] if base.sustain is not None else []
 
     variants = [("as encoded", 0.0)] + [(f"centred {a}", a) for a in args.alphas] + [("register alone", None)]
     for label, alpha in variants:
         for join in args.joins:
             config = replace(stored, join_threshold=join)
             row: dict = {"embedding": label, "alpha": alpha, "join_threshold": join}
-            for folder in args.folders:
-                scores = []
-                for piece, out, reference in zip(pieces, outputs, references):
-                    if piece.parent != folder:
-                        continue
-                    sustain = [base.sustain] if base.sustain is not None else []
-                    chain = Chain([NoteTracker(tracker, keep_frames=True), *sustain, RegisterView(tracker, config, means, alpha)])
-                    scores.append(separation_metrics(reference, chain.run([out.frames])))
+            chain = Chain([NoteTracker(tracker, keep_frames=True), *sustain, RegisterView(tracker, config, means, alpha)])
+            for folder, pieces in folders.items():
+                scores = [separation_metrics(reference, chain.run([out.frames])) for out, reference in pieces]
                 row[folder.name] = {"channels": round(float(np.mean([s["channels"] for s in scores])), 2),
                                     "pieces_on_one_channel": sum(s["channels"] == 1 for s in scores),
                                     "separation_f": round(float(np.mean([s["separation_f"] for s in scores])), 3)}  # fmt: skip

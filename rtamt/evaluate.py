@@ -35,6 +35,14 @@ def read_notes_csv(path: str | Path) -> list[tuple[float, float, int, str]]:
                 for r in csv.DictReader(handle)]  # fmt: skip
 
 
+def notes_by_instrument(path: str | Path) -> dict[str, list[tuple[float, float, int]]]:
+    """A notes.csv's (onset_s, offset_s, midi) notes per instrument, as separation_metrics takes them."""
+    reference: dict[str, list[tuple[float, float, int]]] = {}
+    for on, off, midi, instrument in read_notes_csv(path):
+        reference.setdefault(instrument, []).append((on, off, midi))
+    return reference
+
+
 def _arrays(notes: Iterable[tuple]) -> tuple[np.ndarray, np.ndarray]:
     rows = list(notes)
     if not rows:
