@@ -48,3 +48,20 @@ def test_offsets_cut_notes_at_the_next_note_on_after_the_gap() -> None:
         (0.5, 0.7, 67, 80),  # ends by itself before the next note-on at 3 s
         (3.0, 3.05, 72, 80),  # never shorter than 50 ms
     ]
+
+
+def test_timbre_distance_table_bins_pairs_by_pitch_distance_and_instrument() -> None:
+    spec = importlib.util.spec_from_file_location("timbre_distance", ROOT / "benchmarks" / "timbre_distance.py")
+    distance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(distance)
+    frames = np.zeros((100, 2 + 3, N_PITCHES), dtype=np.float32)
+    frames[:, 1, :] = 1.0  # every pitch sounding
+    frames[:, 2, :] = 1.0  # instrument "a" points along the first axis at every pitch...
+    frames[50:, 2, :], frames[50:, 3, :] = 0.0, 1.0  # ...and "b", from frame 50, along the second
+    t = 10 * HOP_S
+    reference = {"a": [(0.0, t, 60), (t, 2 * t, 60), (2 * t, 3 * t, 72)], "b": [(6 * t, 7 * t, 61)]}
+    rows = {row["semitones"]: row for row in distance.distance_table([(frames, reference)], max_notes=10)}
+    assert rows["0-0"]["same_pairs"] == 1 and rows["0-0"]["same_cosine"] == 1.0  # a 60 with a 60
+    assert rows["1-2"]["other_pairs"] == 2 and rows["1-2"]["other_cosine"] == 0.0  # b 61 with both a 60
+    assert rows["12-23"]["same_pairs"] == 2 and rows["12-23"]["other_pairs"] == 0  # a 72 with both a 60
+    assert rows["6-11"]["other_pairs"] == 1 and rows["6-11"]["auc"] is None  # b 61 with a 72: no same pair

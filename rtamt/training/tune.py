@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from itertools import product
@@ -101,23 +101,34 @@ def validation_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the backbone's outputs in this file and reuse them (same model, data and limit)")
 
 
-def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
-    """:func:`probabilities` of the first ``limit`` examples of each split, pooled, kept in ``cache`` (keyed
-    by the model's graph, which leaves out the settings ``--write`` stores, the splits and the limit)."""
+def graph_digest(model: Path) -> str:
+    """Hash of an ONNX model's graph: it leaves out the settings ``--write`` stores in the metadata."""
     import hashlib
-    import pickle
 
     import onnx
 
-    key = (hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest(), [str(s) for s in splits], limit)
+    return hashlib.sha256(onnx.load(str(model)).graph.SerializeToString()).hexdigest()
+
+
+def cached(cache: Path | None, key: tuple, compute: Callable[[], list]) -> list:
+    """``compute()``, kept in the pickle file ``cache`` under ``key`` and reused while the key is the same."""
+    import pickle
+
     if cache is not None and cache.exists():
         stored_key, data = pickle.loads(cache.read_bytes())
         if stored_key == key:
             return data
-    data = [example for split in splits for example in probabilities(model, split, limit)]
+    data = compute()
     if cache is not None:
         cache.write_bytes(pickle.dumps((key, data)))
     return data
+
+
+def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
+    """:func:`probabilities` of the first ``limit`` examples of each split, pooled, kept in ``cache`` (keyed
+    by the model's graph, the splits and the limit)."""
+    key = (graph_digest(model), [str(s) for s in splits], limit)
+    return cached(cache, key, lambda: [example for split in splits for example in probabilities(model, split, limit)])
 
 
 Score = tuple[float, float, float, float]
@@ -471,19 +482,32 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
 
 
 CLUSTER_SEARCH: dict[str, list] = {
-    "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
+    # (register_aware, register_drift, register_min_notes): they act together, so the walk sets all three;
+    # first, because the drift changes what the join threshold means
+    "register": [(False, 0.0, 1), (True, 0.0, 2), (True, 0.05, 2), (True, 0.1, 2), (True, 0.15, 2),
+                 (True, 0.05, 3), (True, 0.1, 3)],
+    "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.95],
     "evidence": [1, 2, 3, 5, 8],
     "evidence_min_frames": [0, 8, 16, 24, 32, 48, 64],
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [1, 2, 3, 4, 6],
-    "register_aware": [False, True],
 }
 
+
+def with_setting(config, name: str, value):
+    """``config`` with one CLUSTER_SEARCH setting changed (``register`` sets the three register settings)."""
+    if name == "register":
+        aware, drift, min_notes = value
+        return replace(config, register_aware=aware, register_drift=drift, register_min_notes=min_notes)
+    return replace(config, **{name: value})
+
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
-# cluster and how long novel notes must be to count as evidence for a new one act together.
+# cluster, how long novel notes must be to count as evidence for a new one, and how a note is compared with
+# a cluster's registers act together.
 CLUSTER_GRID: dict[str, list] = {
-    "join_threshold": [0.7, 0.75, 0.8, 0.85, 0.9],
-    "evidence_min_frames": [0, 16, 32, 48, 64],
+    "join_threshold": [0.8, 0.85, 0.88, 0.9, 0.92],
+    "evidence_min_frames": [16, 24, 32, 48],
+    "register": [(False, 0.0, 1), (True, 0.05, 2), (True, 0.1, 2), (True, 0.1, 3)],
 }
 
 _RECORDED: list[tuple[np.ndarray, dict, RecordedTracker]] = []  # set before the worker processes fork
@@ -560,7 +584,9 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                 if sum(stored_score) > sum(best_score):
                     best, best_score = stored, stored_score
             for values in product(*CLUSTER_GRID.values()):
-                candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
+                candidate = start
+                for name, value in zip(CLUSTER_GRID, values):
+                    candidate = with_setting(candidate, name, value)
                 result = cluster_score(candidate, pool)
                 if sum(result) > sum(best_score):
                     best, best_score = candidate, result
@@ -573,11 +599,13 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                 for value in values:
                     if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
                         continue
-                    candidate = replace(best, **{name: value})
+                    candidate = with_setting(best, name, value)
                     result = cluster_score(candidate, pool)
                     if sum(result) > sum(best_score):  # separation F and channels = K weigh alike
                         best, best_score = candidate, result
-                print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
+                shown = (best.register_aware, best.register_drift, best.register_min_notes) if name == "register" \
+                    else getattr(best, name)
+                print(f"{name}: best {shown} -> separation F {best_score[0]:.4f}, "
                       f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
     return best, best_score
 
@@ -604,12 +632,16 @@ def main_clusters(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="passes of the coordinate search after the grid")
     parser.add_argument("--only", nargs="+", choices=sorted(CLUSTER_SEARCH), default=None,
                         help="walk only these settings, from the stored ones (no grid)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="pickle file keeping the models' outputs on the examples between runs")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     backbone = Backbone(args.models / "backbone.onnx")
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
-    data = model_frames(args.models, args.data, args.limit, args.min_instruments)
+    digests = (graph_digest(args.models / "backbone.onnx"), graph_digest(args.models / "timbre.onnx"))
+    data = cached(args.cache, (digests, [str(d) for d in args.data], args.limit, args.min_instruments),
+                  lambda: model_frames(args.models, args.data, args.limit, args.min_instruments))
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
