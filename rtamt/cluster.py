@@ -3,10 +3,7 @@
 Each note gets an embedding: the frame-probability-weighted mean of the timbre encoder's output at the
 note's pitch over its first ``decision_frames`` frames. The note-on waits for that window (the delay is
 part of the reported latency) and is then sent on the channel of the cluster the embedding joins:
-- the nearest cluster (cosine) at or above ``join_threshold``; with ``register_aware`` a cluster also
-  keeps the mean of its notes in each octave band, and a note is compared with each band too, allowed
-  ``register_drift`` of cosine per octave between the band and its own pitch (an instrument's embedding
-  turns with register: models/README.md, timbre item 12);
+- the nearest cluster (cosine) at or above ``join_threshold``;
 - otherwise the note is novel: it goes out on the nearest channel, and when it ends its whole-note
   embedding (steadier than the first frames) is judged again: close enough to a real cluster, it joins
   it; else it starts (or joins) a *provisional* cluster. A provisional cluster that collects ``evidence``
@@ -45,13 +42,10 @@ class ClusterConfig:
     merge_threshold: float = 0.95
     max_clusters: int | None = None
     exact: bool = False
-    register_aware: bool = False  # also compare a note with the cluster's notes in each pitch band
-    register_drift: float = 0.0  # register-aware: cosine a note may lose per octave to a band it is compared with
-    register_min_notes: int = 1  # register-aware: notes a band needs before a note is compared with it
+    register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
 
 
 REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
-MAX_DRIFT_OCTAVES = 3  # the drift allowance stops growing this many bands away
 
 
 @dataclass
@@ -64,7 +58,6 @@ class Cluster:
     merged_into: int | None = None
     expired: bool = False
     registers: dict[int, np.ndarray] = field(default_factory=dict)  # pitch band -> sum of its embeddings
-    register_notes: dict[int, int] = field(default_factory=dict)  # pitch band -> notes in it
 
     @property
     def centroid(self) -> np.ndarray:
@@ -76,31 +69,17 @@ class Cluster:
         if pitch is not None:
             band = pitch // REGISTER_SEMITONES
             self.registers[band] = self.registers.get(band, np.zeros_like(embedding)) + sign * embedding
-            self.register_notes[band] = self.register_notes.get(band, 0) + int(sign)
 
-    def absorb(self, other: Cluster) -> None:
-        """Take in ``other``'s notes (a merge)."""
-        self.total = self.total + other.total
-        self.notes += other.notes
-        for band, total in other.registers.items():
-            self.registers[band] = self.registers.get(band, np.zeros_like(total)) + total
-            self.register_notes[band] = self.register_notes.get(band, 0) + other.register_notes[band]
-
-    def similarity(self, embedding: np.ndarray, pitch: int | None, config: ClusterConfig) -> float:
-        """Cosine with the centroid or, register-aware, the largest of that and the cosine with the mean of
-        the cluster's notes in each pitch band of at least ``register_min_notes`` notes, plus
-        ``register_drift`` per octave between that band and ``pitch``'s (at most ``MAX_DRIFT_OCTAVES``). One
-        instrument's embedding turns with register, less than two instruments' differ at the same distance
-        (models/README.md, timbre item 12), so a note in a new register is judged against each of the
-        cluster's registers with the turn it may take to get there."""
+    def similarity(self, embedding: np.ndarray, pitch: int | None, register_aware: bool) -> float:
+        """Cosine with the centroid or, register-aware, the larger of that and the cosine with the mean
+        of the cluster's notes in the band nearest ``pitch``: an instrument's timbre drifts with register,
+        so a note in a new register is judged against the cluster's notes closest to it."""
         best = float(self.centroid @ embedding)
-        if config.register_aware and pitch is not None:
+        if register_aware and pitch is not None and self.registers:
             band = pitch // REGISTER_SEMITONES
-            for other, total in self.registers.items():
-                norm = np.linalg.norm(total)
-                if self.register_notes[other] >= config.register_min_notes and norm > 1e-9:
-                    allowance = config.register_drift * min(abs(other - band), MAX_DRIFT_OCTAVES)
-                    best = max(best, float(total @ embedding / norm) + allowance)
+            nearest = min(self.registers, key=lambda b: (abs(b - band), b))
+            local = self.registers[nearest]
+            best = max(best, float(local @ embedding / (np.linalg.norm(local) + 1e-12)))
         return best
 
 
@@ -142,7 +121,8 @@ class OnlineClusterer:
         return len(self.clusters) - 1
 
     def _similarities(self, indices: list[int], embedding: np.ndarray, pitch: int | None) -> np.ndarray:
-        return np.array([self.clusters[i].similarity(embedding, pitch, self.config) for i in indices])
+        aware = self.config.register_aware
+        return np.array([self.clusters[i].similarity(embedding, pitch, aware) for i in indices])
 
     def assign(self, embedding: np.ndarray, pitch: int | None = None) -> tuple[int, bool]:
         """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
@@ -215,7 +195,11 @@ class OnlineClusterer:
                 ca, cb = self.clusters[a], self.clusters[b]
                 if ca.merged_into is None and cb.merged_into is None and ca.centroid @ cb.centroid >= self.config.merge_threshold:
                     older, younger = (a, b) if ca.born <= cb.born else (b, a)
-                    self.clusters[older].absorb(self.clusters[younger])
+                    self.clusters[older].total = self.clusters[older].total + self.clusters[younger].total
+                    for band, total in self.clusters[younger].registers.items():
+                        registers = self.clusters[older].registers
+                        registers[band] = registers.get(band, np.zeros_like(total)) + total
+                    self.clusters[older].notes += self.clusters[younger].notes
                     self.clusters[younger].merged_into = older
 
     def _expire(self) -> None:

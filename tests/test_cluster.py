@@ -3,8 +3,6 @@ channels fixed at note-on, separation scoring, hindsight refinement."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -76,31 +74,6 @@ def test_novel_first_frames_are_judged_again_on_the_whole_note() -> None:
         assert novel and clusterer.clusters[index].channel == 0
         clusterer.update(index, noisy(1), noisy(0), novel, 10)
     assert len(clusterer.real()) == 1 and not clusterer._provisional()
-
-
-def turning(timbre: int, pitch: int, radians_per_octave: float = 0.5) -> np.ndarray:
-    """An embedding that turns with register, as the encoder's do: towards timbre 3 as the pitch rises."""
-    angle = radians_per_octave * (pitch - 36) / 12
-    e = np.cos(angle) * CENTRES[timbre] + np.sin(angle) * CENTRES[3] + 0.05 * RNG.standard_normal(DIM) / np.sqrt(DIM)
-    return e / np.linalg.norm(e)
-
-
-def test_register_drift_keeps_a_leap_on_one_channel_but_not_another_timbre() -> None:
-    def run(config: ClusterConfig, notes: list[tuple[int, int]]) -> list[int]:
-        clusterer, out = OnlineClusterer(config), []
-        for timbre, pitch in notes:
-            index, novel = clusterer.assign(e := turning(timbre, pitch), pitch)
-            out.append(clusterer.clusters[index].channel)
-            clusterer.update(index, e, e, novel, 10, pitch)
-        return out
-
-    leap = [(0, 38 + k % 5) for k in range(8)] + [(0, 62 + k % 5) for k in range(8)]  # two octaves up
-    plain = ClusterConfig(join_threshold=0.9, evidence=2, register_aware=True)
-    drifting = replace(plain, register_drift=0.2, register_min_notes=3)
-    assert set(run(plain, leap)) == {0, 1}  # the leap spawns a second channel
-    assert set(run(drifting, leap)) == {0}  # with the turn allowed for, it stays on one
-    duet = leap[:8] + [(1, 62 + k % 5) for k in range(8)]  # another timbre enters two octaves up
-    assert run(drifting, duet)[-6:] == [1] * 6
 
 
 def test_instrument_cap_and_exact_count() -> None:
@@ -251,13 +224,3 @@ def test_cluster_search_walks_only_the_named_settings_within_the_decision_limit(
     assert replace(best, evidence=stored.evidence, decision_frames=stored.decision_frames) == stored
     with pytest.raises(ValueError, match="stored settings"):
         search_clusters([(synthetic_frames(3), reference)], tracker, rounds=1, only=["evidence"])
-
-
-def test_cluster_search_sets_the_register_settings_together() -> None:
-    from rtamt.training.tune import CLUSTER_SEARCH, with_setting
-
-    for aware, drift, min_notes in CLUSTER_SEARCH["register"]:
-        config = with_setting(ClusterConfig(join_threshold=0.9), "register", (aware, drift, min_notes))
-        assert (config.register_aware, config.register_drift, config.register_min_notes) == (aware, drift, min_notes)
-        assert config.join_threshold == 0.9
-        assert aware or drift == 0.0  # a drift without the band comparison would do nothing

@@ -389,3 +389,19 @@ def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pyt
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 1
     assert report["accurate"]["onset_f1"] == 1.0 and report["low-latency"]["onset_f1"] == 1.0
+
+
+def test_tune_cache_reuses_results_only_under_the_same_key(tmp_path) -> None:
+    from rtamt.training.tune import cached
+
+    calls: list[int] = []
+
+    def compute() -> list[int]:
+        calls.append(1)
+        return [len(calls)]
+
+    path = tmp_path / "frames.pkl"
+    assert cached(path, ("model", 10), compute) == [1]
+    assert cached(path, ("model", 10), compute) == [1]  # reused: not computed again
+    assert cached(path, ("model", 20), compute) == [2]  # another key (e.g. another limit): computed again
+    assert cached(None, ("model", 20), compute) == [3]  # no cache file: always computed

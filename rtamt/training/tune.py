@@ -482,32 +482,19 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
 
 
 CLUSTER_SEARCH: dict[str, list] = {
-    # (register_aware, register_drift, register_min_notes): they act together, so the walk sets all three;
-    # first, because the drift changes what the join threshold means
-    "register": [(False, 0.0, 1), (True, 0.0, 2), (True, 0.05, 2), (True, 0.1, 2), (True, 0.15, 2),
-                 (True, 0.05, 3), (True, 0.1, 3)],
-    "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.95],
+    "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
     "evidence": [1, 2, 3, 5, 8],
     "evidence_min_frames": [0, 8, 16, 24, 32, 48, 64],
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [1, 2, 3, 4, 6],
+    "register_aware": [False, True],
 }
 
-
-def with_setting(config, name: str, value):
-    """``config`` with one CLUSTER_SEARCH setting changed (``register`` sets the three register settings)."""
-    if name == "register":
-        aware, drift, min_notes = value
-        return replace(config, register_aware=aware, register_drift=drift, register_min_notes=min_notes)
-    return replace(config, **{name: value})
-
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
-# cluster, how long novel notes must be to count as evidence for a new one, and how a note is compared with
-# a cluster's registers act together.
+# cluster and how long novel notes must be to count as evidence for a new one act together.
 CLUSTER_GRID: dict[str, list] = {
-    "join_threshold": [0.8, 0.85, 0.88, 0.9, 0.92],
-    "evidence_min_frames": [16, 24, 32, 48],
-    "register": [(False, 0.0, 1), (True, 0.05, 2), (True, 0.1, 2), (True, 0.1, 3)],
+    "join_threshold": [0.7, 0.75, 0.8, 0.85, 0.9],
+    "evidence_min_frames": [0, 16, 32, 48, 64],
 }
 
 _RECORDED: list[tuple[np.ndarray, dict, RecordedTracker]] = []  # set before the worker processes fork
@@ -584,9 +571,7 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                 if sum(stored_score) > sum(best_score):
                     best, best_score = stored, stored_score
             for values in product(*CLUSTER_GRID.values()):
-                candidate = start
-                for name, value in zip(CLUSTER_GRID, values):
-                    candidate = with_setting(candidate, name, value)
+                candidate = replace(start, **dict(zip(CLUSTER_GRID, values)))
                 result = cluster_score(candidate, pool)
                 if sum(result) > sum(best_score):
                     best, best_score = candidate, result
@@ -599,13 +584,11 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
                 for value in values:
                     if name == "decision_frames" and max_decision_frames is not None and value > max_decision_frames:
                         continue
-                    candidate = with_setting(best, name, value)
+                    candidate = replace(best, **{name: value})
                     result = cluster_score(candidate, pool)
                     if sum(result) > sum(best_score):  # separation F and channels = K weigh alike
                         best, best_score = candidate, result
-                shown = (best.register_aware, best.register_drift, best.register_min_notes) if name == "register" \
-                    else getattr(best, name)
-                print(f"{name}: best {shown} -> separation F {best_score[0]:.4f}, "
+                print(f"{name}: best {getattr(best, name)} -> separation F {best_score[0]:.4f}, "
                       f"channels = K {best_score[1]:.2f}", file=sys.stderr)  # fmt: skip
     return best, best_score
 
