@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                   for piece in piece_dirs(folder)]  # fmt: skip
         report["sets"][str(folder)] = distance_table(pieces, args.notes)
     if args.valid:
-        digests = (tune.graph_digest(directory / "backbone.onnx"), tune.graph_digest(directory / "timbre.onnx"))
-        key = (digests, [str(d) for d in args.valid], args.valid_limit, 1)
-        mixes = tune.cached(args.frames_cache, key, lambda: tune.model_frames(directory, args.valid, args.valid_limit))
+        mixes = tune.cached_model_frames(directory, args.valid, args.valid_limit, 1, args.frames_cache)
         report["sets"]["validation: " + " ".join(str(d) for d in args.valid)] = distance_table(mixes, args.notes)
     for name, rows in report["sets"].items():
         print(name, file=sys.stderr)

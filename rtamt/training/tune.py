@@ -481,6 +481,15 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
     return out
 
 
+def cached_model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int,
+                        cache: Path | None) -> ClusterData:  # fmt: skip
+    """:func:`model_frames`, kept in ``cache`` (keyed by both models' graphs, the splits, the limit and the
+    instrument minimum)."""
+    digests = (graph_digest(model_dir / "backbone.onnx"), graph_digest(model_dir / "timbre.onnx"))
+    key = (digests, [str(d) for d in split_dirs], limit, min_instruments)
+    return cached(cache, key, lambda: model_frames(model_dir, split_dirs, limit, min_instruments))
+
+
 CLUSTER_SEARCH: dict[str, list] = {
     "join_threshold": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
     "evidence": [1, 2, 3, 5, 8],
@@ -622,9 +631,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
     backbone = Backbone(args.models / "backbone.onnx")
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
-    digests = (graph_digest(args.models / "backbone.onnx"), graph_digest(args.models / "timbre.onnx"))
-    data = cached(args.cache, (digests, [str(d) for d in args.data], args.limit, args.min_instruments),
-                  lambda: model_frames(args.models, args.data, args.limit, args.min_instruments))
+    data = cached_model_frames(args.models, args.data, args.limit, args.min_instruments, args.cache)
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
