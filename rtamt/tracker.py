@@ -13,6 +13,10 @@ Rules, per pitch, one frame at a time:
   attack leaves the onset head a bump too small to pass ``onset_threshold``, and that bump, known from past
   frames only, marks where the note began better than the frame probability's slow climb does (without
   a bump, the note starts at the first frame above the threshold);
+- joint evidence (with ``bump_threshold`` set): an onset bump of at least ``bump_threshold`` in that
+  back-dating window together with a frame probability of at least ``bump_sustain_threshold`` starts the
+  note at once, at the bump. Two weak signals that agree decide sooner than the sustained-energy rule
+  waits for one strong one: a soft attack's note-on need not wait for the slow frame probability;
 - end: ``off_frames`` consecutive frames below ``frame_threshold`` end the note at the first of them, but
   never before ``min_frames`` after its start; a new onset on a sounding pitch re-strikes it (the onset
   threshold of a sounding pitch is ``restrike_threshold`` when set: a re-struck string that still rings
@@ -55,6 +59,8 @@ class TrackerConfig:
     onset_lead_frames: tuple[int, ...] = ()  # per pitch (84) or empty: none
     sustain_lead_frames: tuple[int, ...] = ()  # per pitch (84) or empty: none
     restrike_threshold: float | None = None  # onset threshold on a sounding pitch (None: onset_threshold)
+    bump_threshold: float | None = None  # an onset bump this high lets a note start at bump_sustain_threshold
+    bump_sustain_threshold: float = 0.25
 
     def __post_init__(self) -> None:
         for name in LEAD_FIELDS:
@@ -211,8 +217,27 @@ class NoteTracker(Stage):
             self._start[p] = begin
             self._lead[p] = lead
             self._below[p] = 0
+        if c.bump_threshold is not None:
+            self._bump_starts(t, onset, frame, history, events)
         self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
+
+    def _bump_starts(self, t: int, onset: np.ndarray, frame: np.ndarray, history: int, events: list[NoteEvent]) -> None:
+        """Joint evidence: a frame probability at ``bump_sustain_threshold`` after an onset bump of at least
+        ``bump_threshold`` in the back-dating window starts the note at the bump, at once."""
+        c = self.config
+        for p in np.flatnonzero((frame >= c.bump_sustain_threshold) & (self._start < 0)):
+            window = np.arange(max(t - c.backdate_frames, int(self._free[p]), t - history + 1, 0), t + 1)
+            peaks = self._onset_history[window % history, p]
+            if peaks.max() < c.bump_threshold:
+                continue
+            begin = int(window[np.argmax(peaks)])
+            velocity = int(np.clip(round(30 + 97 * peaks.max()), 1, 127))
+            lead = self._lead_at(int(p), begin, self._onset_leads)
+            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity, lead=lead))
+            self._start[p] = begin
+            self._lead[p] = lead
+            self._below[p] = 0
 
     def _lead_at(self, p: int, at: int, leads: np.ndarray) -> int:
         """Calibrated lead of a note of pitch index ``p`` placed at frame ``at``: its reported time stays at

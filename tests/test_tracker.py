@@ -86,6 +86,23 @@ def test_a_sustained_start_is_backdated_to_its_onset_bump() -> None:
     assert flat[0].frame == 35
 
 
+def test_an_onset_bump_and_a_lower_frame_probability_together_start_a_note_at_once() -> None:
+    p = probs(100)
+    i = 67 - MIDI_MIN
+    p[31:36, 0, i] = [0.05, 0.1, 0.2, 0.15, 0.1]  # a soft attack: a bump at 33, under the onset threshold
+    p[35:37, 1, i] = 0.35  # the frame probability climbs slowly
+    p[37:80, 1, i] = 0.8  # over the sustain threshold from 37
+    assert [(e.on, e.frame, e.decided) for e in run(p)][0] == (True, 33, 42)  # sustained start: 37 + 6 - 1
+    joint = TrackerConfig(**{**CONFIG.__dict__, "bump_threshold": 0.15, "bump_sustain_threshold": 0.3})
+    events = run(p, joint)
+    assert [(e.on, e.frame, e.decided) for e in events][0] == (True, 33, 35)  # decided when both agree
+    assert [(e.on, e.frame) for e in events] == [(True, 33), (False, 80)]
+    assert run(p, TrackerConfig(**{**joint.__dict__, "bump_threshold": 0.25}))[0].decided == 42  # bump too small
+    assert run(p, TrackerConfig(**{**joint.__dict__, "bump_sustain_threshold": 0.4}))[0].decided == 37
+    p[31:36, 0, i] = 0.0  # no bump: the lower frame probability alone starts nothing
+    assert run(p, joint)[0].decided == 42
+
+
 def test_a_backdated_start_never_overlaps_the_previous_note_on_its_pitch() -> None:
     p = probs(120)
     i = 67 - MIDI_MIN
@@ -176,11 +193,12 @@ def test_a_calibrated_start_never_precedes_the_previous_note_on_its_pitch() -> N
 
 @settings(max_examples=25, deadline=None)
 @given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=10), seed=st.integers(0, 1000), rise=st.booleans(),
-       leads=st.booleans())
-def test_streaming_equals_one_pass(sizes: list[int], seed: int, rise: bool, leads: bool) -> None:
+       leads=st.booleans(), bump=st.booleans())
+def test_streaming_equals_one_pass(sizes: list[int], seed: int, rise: bool, leads: bool, bump: bool) -> None:
     rng = np.random.default_rng(seed)
     p = (rng.random((300, 2, 84)) ** 6).astype(np.float32)  # sparse peaks
-    config = TrackerConfig(**{**CONFIG.__dict__, "onset_rise": rise, "rise_backdate_frames": 2 * rise})
+    config = TrackerConfig(**{**CONFIG.__dict__, "onset_rise": rise, "rise_backdate_frames": 2 * rise,
+                              "bump_threshold": 0.2 if bump else None, "bump_sustain_threshold": 0.3})  # fmt: skip
     if leads:
         config = TrackerConfig(**{**config.__dict__, "onset_lead_frames": tuple(rng.integers(0, 4, 84)),
                                   "sustain_lead_frames": tuple(rng.integers(0, 4, 84))})  # fmt: skip

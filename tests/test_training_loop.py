@@ -50,3 +50,35 @@ def test_a_resumed_run_ends_where_a_straight_run_does(shards: Path, tmp_path: Pa
     for name, weights in straight["model"].items():
         torch.testing.assert_close(resumed["model"][name], weights, rtol=0, atol=0)
     assert any(not torch.equal(halfway["model"][n], w) for n, w in straight["model"].items())  # it trained on
+
+
+def test_blend_averages_two_checkpoints_of_one_architecture(tmp_path: Path) -> None:
+    from rtamt.training import timbre
+    from rtamt.training.export import blend_checkpoints, load_checkpoint
+    from rtamt.training.models import TimbreEncoder
+
+    def checkpoint(seed: int, step: int) -> dict:
+        torch.manual_seed(seed)
+        return {"model": TimbreEncoder(8, 4).state_dict(), "config": {"dim": 8, "width": 4}, "step": step, "log": []}
+
+    first, second = checkpoint(0, 10), checkpoint(1, 20)
+    torch.save(first, tmp_path / "first.pt")
+    torch.save(second, tmp_path / "second.pt")
+    assert timbre.main(["blend", str(tmp_path / "first.pt"), str(tmp_path / "second.pt"), "--weight", "0.25",
+                        "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+    blended = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert blended["step"] == 20 and blended["config"] == second["config"]
+    floats = [k for k, v in second["model"].items() if v.is_floating_point()]
+    assert floats
+    for key in floats:
+        expected = 0.75 * first["model"][key] + 0.25 * second["model"][key]
+        assert torch.allclose(blended["model"][key], expected)
+    assert any(not torch.equal(blended["model"][k], second["model"][k]) for k in floats)
+    for weight, end in ((0.0, first), (1.0, second)):
+        model = blend_checkpoints(first, second, weight)["model"]
+        assert all(torch.allclose(model[k], end["model"][k]) for k in floats)
+    with pytest.raises(ValueError, match="outside"):
+        blend_checkpoints(first, second, 1.5)
+    other = {**second, "model": TimbreEncoder(16, 4).state_dict()}
+    with pytest.raises(ValueError, match="architectures"):
+        blend_checkpoints(first, other, 0.5)

@@ -156,15 +156,41 @@ def train_export_cli(argv: list[str] | None, prog: str, description: str, config
     e.add_argument("--out", type=Path, default=Path(model))
     e.add_argument("--settings-from", type=Path, metavar="ONNX",
                    help="copy the tuned tracker/clusterer settings of this model file (same weights, new export)")
+    b = sub.add_parser("blend", help="average the weights of two checkpoints of one architecture into a run folder")
+    b.add_argument("first", type=Path, help="checkpoint whose weights count 1 - WEIGHT")
+    b.add_argument("second", type=Path, help="checkpoint whose weights count WEIGHT (its settings are kept)")
+    b.add_argument("--weight", type=float, required=True)
+    b.add_argument("--out", type=Path, required=True, help="run folder for OUT/checkpoint.pt (then `export --run OUT`)")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args.data, args.out, config_class(**{n: getattr(args, n) for n in config_class.__dataclass_fields__}))
+        return 0
+    if args.command == "blend":
+        args.out.mkdir(parents=True, exist_ok=True)
+        state = blend_checkpoints(load_checkpoint(args.first), load_checkpoint(args.second), args.weight)
+        torch.save(state, args.out / "checkpoint.pt")
+        print(f"wrote {args.out / 'checkpoint.pt'}: {1 - args.weight:g} x {args.first} + {args.weight:g} x {args.second}")
         return 0
     settings = tuned_settings(args.settings_from) if args.settings_from else {}
     export(args.run, args.out)
     for key, value in settings.items():
         write_metadata(args.out, key, value)
     return 0
+
+
+def blend_checkpoints(first: dict, second: dict, weight: float) -> dict:
+    """A checkpoint whose model weights are ``(1 - weight) * first + weight * second`` (two runs of one
+    architecture, e.g. a fine-tune and the model it started from: points between them trade what each
+    learned). Settings, step and log are the second's; no optimiser state, so it resumes only with
+    ``--init``. Integer buffers (counters) are taken from the second."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"blend weight {weight} is outside 0..1")
+    a, b = first["model"], second["model"]
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise ValueError("the two checkpoints hold different architectures; only one architecture's weights blend")
+    model = {k: (1.0 - weight) * a[k] + weight * b[k] if b[k].is_floating_point() else b[k].clone() for k in b}
+    return {"model": model, "config": second["config"], "step": second["step"],
+            "log": list(second.get("log", [])) + [{"blend": weight}]}  # fmt: skip
 
 
 def tuned_settings(model: Path) -> dict[str, str]:

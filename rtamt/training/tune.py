@@ -55,6 +55,8 @@ SEARCH: dict[str, list] = {
     "onset_rise": [False, True],
     "rise_backdate_frames": [0, 1, 2],
     "restrike_threshold": [None, 0.1, 0.15, 0.2, 0.3, 0.4],
+    "bump_threshold": [None, 0.05, 0.1, 0.15, 0.2, 0.3],
+    "bump_sustain_threshold": [0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
 }
 
 # Under a latency limit the search starts from the best setting of this grid over the parameters that
