@@ -67,6 +67,8 @@ SWEEP_ONSET_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5)
 # clusterer window an unplaced rise waited a frame for it; with the 1-frame live window both placements leave
 # on arrival, and the stored low-latency setting is the unplaced one)
 SWEEP_ONSET_RULES: tuple[tuple[bool, int], ...] = ((False, 0), (True, 1))
+# (bump_threshold, bump_sustain_threshold): the joint-evidence start (rtamt.tracker) added to each stored setting
+SWEEP_BUMPS: tuple[tuple[float, float], ...] = ((0.1, 0.35), (0.05, 0.3))
 
 # Exit statuses of the command line.
 EXIT_BAD_INPUT: int = 2  # bad arguments or unusable audio

@@ -37,6 +37,7 @@ from rtamt.constants import (
     LATENCY_HIST_BIN_MS,
     LATENCY_HIST_MAX_MS,
     MIDI_MIN,
+    SWEEP_BUMPS,
     SWEEP_ONSET_RULES,
     SWEEP_ONSET_THRESHOLDS,
     SWEEP_SUSTAIN_FRAMES,
@@ -227,10 +228,14 @@ def stored_settings(meta: dict) -> dict[str, TrackerConfig]:
 
 def sweep_settings(meta: dict) -> dict[str, TrackerConfig]:
     """Each stored setting with each onset rule (SWEEP_ONSET_RULES), and variants of its decision settings:
-    onset rule, onset threshold (SWEEP_ONSET_THRESHOLDS) and sustained-start wait (SWEEP_SUSTAIN_FRAMES)."""
+    onset rule, onset threshold (SWEEP_ONSET_THRESHOLDS) and sustained-start wait (SWEEP_SUSTAIN_FRAMES);
+    and each stored setting with the joint-evidence start (SWEEP_BUMPS)."""
     out: dict[str, TrackerConfig] = {}
     for label, base in stored_settings(meta).items():
         out[label] = base
+        for bump, level in SWEEP_BUMPS:
+            out.setdefault(f"{label}: bump {bump:g}, frame {level:g}",
+                           replace(base, bump_threshold=bump, bump_sustain_threshold=level))
         for rise, backdate in SWEEP_ONSET_RULES:
             rule = f"rise-{backdate}" if rise else "peak"
             out.setdefault(f"{label}: {rule}", replace(base, onset_rise=rise, rise_backdate_frames=backdate))
@@ -364,9 +369,16 @@ def sweep_markdown(result: dict, title: str | None = None) -> str:
               f"{len(points)} settings on the Pareto front)"), "",
              "| setting | note-on latency median / p95 | onset F1 | with-offset F1 | matched notes |",
              "|---|---|---|---|---|"]  # fmt: skip
-    for p in sorted((p for p in points if p.get("pareto")), key=lambda p: p["latency_ms_median"]):
-        lines.append(f"| {p['label']} | {p['latency_ms_median']} / {p['latency_ms_p95']} ms | {p['onset_f1']:.3f} | "
-                     f"{p['offset_f1']:.3f} | {p['matched_notes']} of {p['notes_ref']} |")  # fmt: skip
+    def row(p: dict) -> str:
+        return (f"| {p['label']} | {p['latency_ms_median']} / {p['latency_ms_p95']} ms | {p['onset_f1']:.3f} | "
+                f"{p['offset_f1']:.3f} | {p['matched_notes']} of {p['notes_ref']} |")  # fmt: skip
+
+    lines += [row(p) for p in sorted((p for p in points if p.get("pareto")), key=lambda p: p["latency_ms_median"])]
+    bumps = [p for p in points if p["label"] == "low-latency" or p["label"].startswith("low-latency: bump")]
+    if len(bumps) > 1:
+        lines += ["", "The live setting alone and with the joint-evidence start (`bump_threshold`, "
+                  "`bump_sustain_threshold`: an onset bump plus a lower frame probability start a note at once):", "",
+                  *lines[2:4], *(row(p) for p in bumps)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

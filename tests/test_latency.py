@@ -142,9 +142,10 @@ def test_latency_bench_on_a_folder_with_its_sweep(tmp_path: Path, capsys: pytest
         assert row["floor_ms"][0] < row["floor_ms"][1]  # two periods: shorter for the octave's top note
     front = sorted((p for p in result["sweep"] if p.get("pareto")), key=lambda p: p["latency_ms_median"])
     assert [p["onset_f1"] for p in front] == sorted(p["onset_f1"] for p in front)
-    assert {"low-latency", "accurate"} <= {p["label"] for p in result["sweep"]}
+    assert {"low-latency", "accurate", "low-latency: bump 0.1, frame 0.35"} <= {p["label"] for p in result["sweep"]}
     assert out.with_suffix(".png").stat().st_size > 1000
-    assert "| setting | note-on latency median / p95 |" in out.with_suffix(".md").read_text()
+    markdown = out.with_suffix(".md").read_text()
+    assert "| setting | note-on latency median / p95 |" in markdown and "| low-latency: bump 0.1, frame 0.35 |" in markdown
 
 
 def test_latency_from_the_attack_does_not_move_with_the_annotations(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
