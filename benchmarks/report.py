@@ -258,7 +258,7 @@ def main() -> None:
         out += ["", f"Channels = K on {fmt(bach['separation']['by_size']['channels_equal_k_all'], 3)} of all mixes.", ""]
         if live and "separation" in live:
             by_size = live["separation"]["by_size"]
-            out += ["With the live settings (`--mode low-latency`: 2-frame decision window), online: separation F "
+            out += ["With the live settings (`--mode low-latency`: the live tracker and clusterer), online: separation F "
                     + " / ".join(fmt(by_size[k]["online_separation_f"]) for k in by_size if k.isdigit())
                     + f" for {' / '.join(k for k in by_size if k.isdigit())} instruments, channels = K on "
                     f"{fmt(by_size['channels_equal_k_all'], 3)} of all mixes.", ""]
