@@ -218,11 +218,11 @@ class NoteTracker(Stage):
             self._lead[p] = lead
             self._below[p] = 0
         if c.bump_threshold is not None:
-            self._bump_starts(t, onset, frame, history, events)
+            self._bump_starts(t, frame, history, events)
         self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
 
-    def _bump_starts(self, t: int, onset: np.ndarray, frame: np.ndarray, history: int, events: list[NoteEvent]) -> None:
+    def _bump_starts(self, t: int, frame: np.ndarray, history: int, events: list[NoteEvent]) -> None:
         """Joint evidence: a frame probability at ``bump_sustain_threshold`` after an onset bump of at least
         ``bump_threshold`` in the back-dating window starts the note at the bump, at once."""
         c = self.config
