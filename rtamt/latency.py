@@ -364,11 +364,10 @@ def bench_folder(data_dir: Path, model_dir: Path | None = None, mode: str = "low
 def sweep_markdown(result: dict, title: str | None = None) -> str:
     """The sweep's Pareto front as a markdown table (all points are in the JSON)."""
     points = result["sweep"]
+    header = ["| setting | note-on latency median / p95 | onset F1 | with-offset F1 | matched notes |", "|---|---|---|---|---|"]
     lines = [(f"**{title or Path(result['data']).name}** ({result['pieces']} pieces, {result['audio_s']} s; clusterer of "
               f"`--mode {result['mode']}`; stream time; {len([p for p in points if p.get('pareto')])} of "
-              f"{len(points)} settings on the Pareto front)"), "",
-             "| setting | note-on latency median / p95 | onset F1 | with-offset F1 | matched notes |",
-             "|---|---|---|---|---|"]  # fmt: skip
+              f"{len(points)} settings on the Pareto front)"), "", *header]  # fmt: skip
     def row(p: dict) -> str:
         return (f"| {p['label']} | {p['latency_ms_median']} / {p['latency_ms_p95']} ms | {p['onset_f1']:.3f} | "
                 f"{p['offset_f1']:.3f} | {p['matched_notes']} of {p['notes_ref']} |")  # fmt: skip
@@ -378,7 +377,7 @@ def sweep_markdown(result: dict, title: str | None = None) -> str:
     if len(bumps) > 1:
         lines += ["", "The live setting alone and with the joint-evidence start (`bump_threshold`, "
                   "`bump_sustain_threshold`: an onset bump plus a lower frame probability start a note at once):", "",
-                  *lines[2:4], *(row(p) for p in bumps)]  # fmt: skip
+                  *header, *(row(p) for p in bumps)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

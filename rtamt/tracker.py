@@ -185,14 +185,7 @@ class NoteTracker(Stage):
             at, strength = np.full(N_PITCHES, t - 1), self._prev_onset
             peak = (strength >= threshold) & (strength >= self._prev2_onset) & (strength > onset)
         for p in np.flatnonzero(peak & ~(sounding & (at - self._start < c.min_frames))):
-            velocity = int(np.clip(round(30 + 97 * strength[p]), 1, 127))
-            lead = self._lead_at(int(p), int(at[p]), self._onset_leads)
-            if sounding[p]:  # re-strike: the sounding note ends where the new one starts
-                events.append(NoteEvent(False, MIDI_MIN + int(p), int(at[p]), t, lead=lead))
-            events.append(NoteEvent(True, MIDI_MIN + int(p), int(at[p]), t, velocity, lead=lead))
-            self._start[p] = at[p]
-            self._lead[p] = lead
-            self._below[p] = 0
+            self._note_on(int(p), int(at[p]), t, strength[p], self._onset_leads, events)
         # Ends: off_frames in a row under the frame threshold, after the minimum duration.
         sounding = self._start >= 0
         self._below = np.where(frame < c.frame_threshold, self._below + 1, 0)
@@ -206,38 +199,38 @@ class NoteTracker(Stage):
         self._above = np.where(above, self._above + 1, 0)
         for p in np.flatnonzero((self._above >= c.sustain_frames) & (self._start < 0)):
             first_above = t - c.sustain_frames + 1
-            window = np.arange(max(first_above - c.backdate_frames, int(self._free[p]), t - history + 1, 0), t + 1)
-            peaks = self._onset_history[window % history, p]
+            window, peaks = self._bump_window(int(p), first_above, t)
             begin = max(first_above, int(window[0]))  # without a clear bump: where the energy arrived
             if peaks.max() > self._onset_history[begin % history, p]:
                 begin = int(window[np.argmax(peaks)])
-            velocity = int(np.clip(round(30 + 97 * frame[p]), 1, 127))
-            lead = self._lead_at(int(p), begin, self._sustain_leads)
-            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity, lead=lead))
-            self._start[p] = begin
-            self._lead[p] = lead
-            self._below[p] = 0
+            self._note_on(int(p), begin, t, frame[p], self._sustain_leads, events)
+        # Joint evidence: an onset bump and a lower frame probability start a note at the bump, at once.
         if c.bump_threshold is not None:
-            self._bump_starts(t, frame, history, events)
+            for p in np.flatnonzero((frame >= c.bump_sustain_threshold) & (self._start < 0)):
+                window, peaks = self._bump_window(int(p), t, t)
+                if peaks.max() >= c.bump_threshold:
+                    self._note_on(int(p), int(window[np.argmax(peaks)]), t, peaks.max(), self._onset_leads, events)
         self._prev2_onset, self._prev_onset = self._prev_onset, onset
         self.frame = t + 1
 
-    def _bump_starts(self, t: int, frame: np.ndarray, history: int, events: list[NoteEvent]) -> None:
-        """Joint evidence: a frame probability at ``bump_sustain_threshold`` after an onset bump of at least
-        ``bump_threshold`` in the back-dating window starts the note at the bump, at once."""
-        c = self.config
-        for p in np.flatnonzero((frame >= c.bump_sustain_threshold) & (self._start < 0)):
-            window = np.arange(max(t - c.backdate_frames, int(self._free[p]), t - history + 1, 0), t + 1)
-            peaks = self._onset_history[window % history, p]
-            if peaks.max() < c.bump_threshold:
-                continue
-            begin = int(window[np.argmax(peaks)])
-            velocity = int(np.clip(round(30 + 97 * peaks.max()), 1, 127))
-            lead = self._lead_at(int(p), begin, self._onset_leads)
-            events.append(NoteEvent(True, MIDI_MIN + int(p), begin, t, velocity, lead=lead))
-            self._start[p] = begin
-            self._lead[p] = lead
-            self._below[p] = 0
+    def _bump_window(self, p: int, first: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames where a note of pitch index ``p`` first heard at ``first`` may have begun (``backdate_frames``
+        earlier at most, never before the pitch's last note ended or past the kept history), up to ``t``,
+        and the onset probability at each."""
+        history = len(self._onset_history)
+        window = np.arange(max(first - self.config.backdate_frames, int(self._free[p]), t - history + 1, 0), t + 1)
+        return window, self._onset_history[window % history, p]
+
+    def _note_on(self, p: int, at: int, t: int, strength: float, leads: np.ndarray, events: list[NoteEvent]) -> None:
+        """Start a note of pitch index ``p`` at frame ``at``, decided at ``t``, its velocity from ``strength``;
+        a sounding note on the pitch (a re-strike) ends where the new one starts."""
+        lead = self._lead_at(p, at, leads)
+        if self._start[p] >= 0:
+            events.append(NoteEvent(False, MIDI_MIN + p, at, t, lead=lead))
+        events.append(NoteEvent(True, MIDI_MIN + p, at, t, int(np.clip(round(30 + 97 * strength), 1, 127)), lead=lead))
+        self._start[p] = at
+        self._lead[p] = lead
+        self._below[p] = 0
 
     def _lead_at(self, p: int, at: int, leads: np.ndarray) -> int:
         """Calibrated lead of a note of pitch index ``p`` placed at frame ``at``: its reported time stays at
