@@ -7,7 +7,8 @@ pitch and the timbre embedding averaged over the sounding pitches) gives, per fr
 notes are being held by the pedal. It goes down once ``press_frames`` frames in a row are at or above
 ``threshold`` and comes up when more than ``release_frames`` frames in a row have been under it (holds
 against flicker near the threshold). While it is down, a note-on ends every sounding note that started
-at least ``legato_gap_s`` before it: one voice moves on, the key before it is let go. The tracker still
+at least ``legato_gap_s`` before it (with ``cut_span``, only those within that many semitones of it: the
+hand that moved on, not the other hand's held keys): one voice moves on, the key before it is let go. The tracker still
 follows the sound; the stage swallows its later note-off of a note it already ended. The pedal's state
 goes out as sustain-pedal changes (MIDI CC64) beside the notes, so a synthesizer keeps the released notes
 ringing as they were heard. Causal: everything is
@@ -51,6 +52,7 @@ class SustainConfig:
     legato_gap_s: float = 0.1  # a note-on ends only notes that started at least this long before it
     press_frames: int = 1  # the pedal goes down on the frame that makes this many in a row at or above the threshold
     release_frames: int = 0  # the pedal comes up on the next frame under the threshold after this many in a row
+    cut_span: int | None = None  # a note-on ends only notes within this many semitones of it (None: every note)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -178,8 +180,10 @@ class SustainStage(Stage):
                 out.append(event)
             return
         if self.down:
+            span = self.config.cut_span
             for pitch, start in list(self._sounding.items()):
-                if pitch != event.pitch and event.time_s - start.time_s >= self.config.legato_gap_s - 1e-9:
+                near = span is None or abs(pitch - event.pitch) <= span
+                if near and pitch != event.pitch and event.time_s - start.time_s >= self.config.legato_gap_s - 1e-9:
                     out.append(replace(event, on=False, pitch=pitch, velocity=0, timbre=0))
                     del self._sounding[pitch]
                     self._released.add(pitch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtamt.constants import HOP_S, N_PITCHES
+from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES
 from rtamt.midi import SUSTAIN_PEDAL, build_midi
 from rtamt.models import ModelError
 from rtamt.pipeline import build_transcriber
@@ -77,6 +78,19 @@ def test_under_the_pedal_a_note_on_releases_the_keys_before_it() -> None:
     assert notes[72][1] == pytest.approx((W + 60) * HOP_S)  # the last note follows the sound
     assert len([e for e in out if not e.on]) == 4  # the tracker's later note-offs are swallowed
     assert stage.take_changes() == [PedalChange(True, W, W)]  # not before the warm-up is over
+
+
+def test_a_cut_span_releases_only_the_keys_near_the_new_note() -> None:
+    gap = round(0.1 / HOP_S) + 1
+    events = {W: [on(40, W), on(72, W)], W + gap: [on(76, W + gap)], W + 50: [off(40, W + 50), off(72, W + 50), off(76, W + 50)]}
+    ends = {}
+    for span in (None, 12, 3):
+        lift = FakeModel.config
+        stage = SustainStage(FakeModel(), SustainConfig(lift.threshold, lift.legato_gap_s, cut_span=span))
+        ends[span] = {n[2]: round(n[1] / HOP_S) - W for n in events_to_notes(run(stage, np.ones(W + 60), events, []))}
+    assert ends[None] == {40: gap, 72: gap, 76: 50}  # every earlier key let go
+    assert ends[12] == {40: 50, 72: gap, 76: 50}  # the bass 36 semitones away is still held
+    assert ends[3] == {40: 50, 72: 50, 76: 50}  # nothing within 3 semitones
 
 
 def test_notes_within_the_gap_or_the_warm_up_stay_and_without_the_pedal_nothing_changes() -> None:
@@ -205,6 +219,33 @@ def test_held_target_marks_notes_ringing_past_their_key_release() -> None:
     times = np.arange(200) * HOP_S
     assert target[(times > 1.01) & (times < 1.94)].all()
     assert not target[times < 0.99].any() and not target[times > 1.96].any()
+
+
+def test_the_cut_span_option_reads_all_or_semitones_and_names_its_candidates() -> None:
+    pytest.importorskip("torch")
+    from rtamt.training.sustain import config_key, cut_span
+
+    assert [cut_span(text) for text in ("all", "12")] == [None, 12]
+    assert config_key(SustainConfig(0.05, 0.05, 1, 16)) == "threshold 0.05, gap 0.05, press 1, release 16"
+    assert config_key(SustainConfig(0.05, 0.05, 1, 16, cut_span=12)).endswith(", span 12")
+    assert SustainConfig.from_json(SustainConfig(cut_span=7).to_json()).cut_span == 7
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped sustain model")
+def test_score_replays_a_model_at_its_stored_settings_for_each_cut_span(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from rtamt.training.sustain import config_key, score
+
+    frames = np.zeros((300, 2 + 12, N_PITCHES), dtype=np.float16)
+    frames[60:200, 1, [20, 50]] = 0.9  # two notes sounding together
+    frames[60:63, 0, [20, 50]] = 0.9
+    notes = np.array([[60 * HOP_S, 200 * HOP_S, MIDI_MIN + 20, 80, 0], [60 * HOP_S, 200 * HOP_S, MIDI_MIN + 50, 80, 0]])
+    np.savez(tmp_path / "example-00000.npz", frames=frames, held=np.zeros(300), notes=notes, key_offs=notes[:, 1])
+    figures = score(SHIPPED, [tmp_path], SHIPPED.parent / "backbone.onnx", (None, 12))
+    stored = SustainModel(SHIPPED).config
+    assert list(figures) == [config_key(replace(stored, cut_span=None)), config_key(replace(stored, cut_span=12))]
+    for entry in figures.values():
+        assert entry["per split"] == {str(tmp_path): entry["mean"]} and entry["mean"] == pytest.approx(1.0)
 
 
 class RecordingSink(Sink):

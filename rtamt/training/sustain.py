@@ -6,6 +6,7 @@
     python -m rtamt.training.sustain train --train data/sustain/train --out runs/sustain
     python -m rtamt.training.sustain export --run runs/sustain --out models/sustain.onnx \
         --valid data/sustain/live-valid data/sustain/valid2
+    python -m rtamt.training.sustain score --model models/sustain.onnx --valid DIR... [--cut-spans all 12]
 
 ``features`` runs the shipped backbone and timbre encoder over each example (the tracker's input frames,
 float16) and stores the per-frame target: 1 where a note sounds more than ``HELD_MARGIN_S`` past its key
@@ -14,7 +15,8 @@ fits the GRU on random crops (focal-free binary cross-entropy). ``export`` write
 chooses the pedal threshold and the legato gap on the validation caches: the note tracker's stored
 ``accurate`` settings and the sustain stage replayed on each example, scored by with-offset F1 against the key releases (where the
 notes of a key-pressing player end; for instruments without a pedal the same as the sound), mean per
-split and then over splits. The settings and their figures go into the model's metadata.
+split and then over splits. The settings and their figures go into the model's metadata. ``score`` gives
+that score for a model at its stored settings (with other cut spans), e.g. on another encoder's frames.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,7 @@ THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.01)  # 1.01: the pedal never goes
 LEGATO_GAPS_S = (0.03, 0.05, 0.1, 0.2)
 RELEASE_FRAMES = (0, 4, 8, 16, 32)  # pedal hold: frames under the threshold before it comes up
 PRESS_FRAMES = (1,)  # frames over the threshold before it goes down
+CUT_SPANS: tuple[int | None, ...] = (None,)  # semitones around a note-on within which it ends notes (None: all)
 
 
 def held_target(frames: int, notes: np.ndarray, key_offs: np.ndarray) -> np.ndarray:
@@ -167,9 +171,9 @@ def train(train_dirs: list[Path], valid_dirs: list[Path], out: Path, steps: int,
             group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps))
         if (step + 1) % 100 == 0 or step + 1 == steps:
             figures = validate(net, valid)
-            log["steps"].append({"step": step + 1, "train loss": round(float(loss), 4), "valid": figures,
+            log["steps"].append({"step": step + 1, "train loss": round(loss.item(), 4), "valid": figures,
                                  "minutes": round((time.time() - start) / 60, 2)})  # fmt: skip
-            print(f"step {step + 1}: train loss {float(loss):.4f}, valid {figures}", file=sys.stderr)
+            print(f"step {step + 1}: train loss {loss.item():.4f}, valid {figures}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     config = {"hidden": hidden, "features": inputs[0].shape[1], "steps": steps, "lr": lr, "crop": crop, "batch": batch, "seed": seed}
     save_checkpoint(out, {"model": net.state_dict(), "config": config, "log": log})
@@ -195,8 +199,9 @@ def sustained_notes(frames: np.ndarray, tracker: TrackerConfig, stage: SustainSt
 
 
 def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S,
-           releases: tuple[int, ...] = RELEASE_FRAMES, presses: tuple[int, ...] = PRESS_FRAMES) -> None:  # fmt: skip
-    """ONNX with metadata; the threshold, legato gap and pedal holds chosen on the validation caches."""
+           releases: tuple[int, ...] = RELEASE_FRAMES, presses: tuple[int, ...] = PRESS_FRAMES,
+           spans: tuple[int | None, ...] = CUT_SPANS) -> None:  # fmt: skip
+    """ONNX with metadata; the threshold, legato gap, pedal holds and cut span chosen on the validation caches."""
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = state["config"]
@@ -213,9 +218,9 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
     tracker = TrackerConfig.from_json(Backbone(backbone_path).meta["tracker"])
     model = SustainModel(out)
     splits = {str(d): load_cache(d) for d in valid_dirs}
-    candidates = [SustainConfig(threshold=t, legato_gap_s=g, press_frames=p, release_frames=r)
-                  for p in presses for r in releases for g in gaps for t in THRESHOLDS
-                  if t < 1 or (r == 0 and p == 1)]  # fmt: skip
+    candidates = [SustainConfig(threshold=t, legato_gap_s=g, press_frames=p, release_frames=r, cut_span=c)
+                  for c in spans for p in presses for r in releases for g in gaps for t in THRESHOLDS
+                  if t < 1 or (r == 0 and p == 1 and c == spans[0])]  # fmt: skip
     figures = {}
     for candidate in candidates:
         per_split = {name: round(replay_offset_f1(model, tracker, examples, candidate), 4)
@@ -230,10 +235,30 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {meta['parameters']} parameters): {config_key(best)}")
 
 
+def score(model_path: Path, valid_dirs: list[Path], backbone_path: Path, spans: tuple[int | None, ...]) -> dict:
+    """A sustain model's with-offset F1 at its stored settings (with each cut span) on validation caches: to
+    compare weights on the frames of other models than those they were trained on."""
+    model = SustainModel(model_path)
+    tracker = TrackerConfig.from_json(Backbone(backbone_path).meta["tracker"])
+    splits = {str(d): load_cache(d) for d in valid_dirs}
+    figures = {}
+    for span in spans:
+        config = replace(model.config, cut_span=span)
+        per_split = {name: round(replay_offset_f1(model, tracker, examples, config), 4) for name, examples in splits.items()}
+        figures[config_key(config)] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
+    return figures
+
+
+def cut_span(text: str) -> int | None:
+    """A ``--cut-spans`` value: semitones, or 'all'."""
+    return None if text == "all" else int(text)
+
+
 def config_key(config: SustainConfig) -> str:
     """How a candidate is named in the stored figures."""
-    return (f"threshold {config.threshold}, gap {config.legato_gap_s}, press {config.press_frames}, "
-            f"release {config.release_frames}")
+    key = (f"threshold {config.threshold}, gap {config.legato_gap_s}, press {config.press_frames}, "
+           f"release {config.release_frames}")
+    return key if config.cut_span is None else f"{key}, span {config.cut_span}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,15 +289,24 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--legato-gaps", type=float, nargs="+", default=list(LEGATO_GAPS_S), help="legato gaps to try (s)")
     e.add_argument("--release-frames", type=int, nargs="+", default=list(RELEASE_FRAMES), help="pedal-up holds to try (frames)")
     e.add_argument("--press-frames", type=int, nargs="+", default=list(PRESS_FRAMES), help="pedal-down holds to try (frames)")
+    e.add_argument("--cut-spans", type=cut_span, nargs="+", default=list(CUT_SPANS),
+                   help="semitones around a note-on within which it ends notes, 'all' for no limit")  # fmt: skip
+    c = sub.add_parser("score", help="a sustain model's validation score at its stored settings")
+    c.add_argument("--model", type=Path, default=Path("models/sustain.onnx"))
+    c.add_argument("--valid", type=Path, nargs="+", default=[Path("data/sustain/live-valid"), Path("data/sustain/valid2")])
+    c.add_argument("--backbone", type=Path, default=Path("models/backbone.onnx"))
+    c.add_argument("--cut-spans", type=cut_span, nargs="+", default=[None], help="cut spans to try, 'all' for no limit")
     args = parser.parse_args(argv)
-    if args.command == "features":
+    if args.command == "score":
+        print(json.dumps(score(args.model, args.valid, args.backbone, tuple(args.cut_spans)), indent=1))
+    elif args.command == "features":
         features(args.data, args.out, args.models, args.limit, args.start)
     elif args.command == "train":
         torch.set_num_threads(args.threads)
         train(args.train, args.valid, args.out, args.steps, args.hidden, args.lr, args.crop, args.batch, args.seed)
     else:
         export(args.run, args.out, args.valid, args.backbone, tuple(args.legato_gaps), tuple(args.release_frames),
-               tuple(args.press_frames))
+               tuple(args.press_frames), tuple(args.cut_spans))
     return 0
 
 
