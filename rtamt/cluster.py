@@ -14,6 +14,8 @@ part of the reported latency) and is then sent on the channel of the cluster the
   spawn nothing, so an instrument that only plays shorter notes never gets a channel of its own;
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
   channel carries on; a channel is never reused for another timbre.
+With ``pedal_join_threshold``, a note decided while the sustain stage has the pedal down joins at that
+cosine instead of ``join_threshold``: a pedal says one struck instrument rings on, across its registers.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
 Channels are 1-16 skipping 10 (GM drums); ``max_clusters`` caps the count (``--instruments K``), and with
 ``exact`` every novel note spawns until K clusters exist.
@@ -43,6 +45,7 @@ class ClusterConfig:
     max_clusters: int | None = None
     exact: bool = False
     register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
+    pedal_join_threshold: float | None = None  # join_threshold for notes decided with the sustain pedal down
 
 
 REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
@@ -124,10 +127,15 @@ class OnlineClusterer:
         aware = self.config.register_aware
         return np.array([self.clusters[i].similarity(embedding, pitch, aware) for i in indices])
 
-    def assign(self, embedding: np.ndarray, pitch: int | None = None) -> tuple[int, bool]:
-        """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
-        and whether the note is novel (then :meth:`update` judges it again when it ends)."""
+    def join_threshold(self, pedal: bool) -> float:
+        """The cosine at which a note joins a cluster: lower under the sustain pedal, if so configured."""
         c = self.config
+        return c.pedal_join_threshold if pedal and c.pedal_join_threshold is not None else c.join_threshold
+
+    def assign(self, embedding: np.ndarray, pitch: int | None = None, pedal: bool = False) -> tuple[int, bool]:
+        """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
+        and whether the note is novel (then :meth:`update` judges it again when it ends); ``pedal``: the
+        sustain pedal was down when it was decided."""
         self.note_count += 1
         self._expire()
         real = self.real()
@@ -135,7 +143,7 @@ class OnlineClusterer:
             return self._new(embedding, real=True, pitch=pitch), False
         sims = self._similarities(real, embedding, pitch)
         best = real[int(np.argmax(sims))]
-        if sims.max() >= c.join_threshold or len(real) >= self._limit():
+        if sims.max() >= self.join_threshold(pedal) or len(real) >= self._limit():
             self._add(best, embedding, pitch)
             return best, False
         if self._evidence(len(real)) <= 1:  # spawn at once
@@ -155,9 +163,8 @@ class OnlineClusterer:
         if cluster.channel is not None:
             self._merge()
 
-    def update(
-        self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int, pitch: int | None = None
-    ) -> None:
+    def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int,
+               pitch: int | None = None, pedal: bool = False) -> None:  # fmt: skip
         """A note of ``frames`` frames has ended. A known note's whole-note embedding replaces its
         first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
         or counts as provisional evidence if it lasted ``evidence_min_frames``."""
@@ -170,7 +177,8 @@ class OnlineClusterer:
             return
         real = self.real()
         sims = self._similarities(real, full, pitch)
-        if sims.max() >= self.config.join_threshold or len(real) >= self._limit():
+        join = self.join_threshold(pedal)
+        if sims.max() >= join or len(real) >= self._limit():
             self._add(real[int(np.argmax(sims))], full, pitch)
             return
         if frames < self.config.evidence_min_frames:
@@ -179,7 +187,7 @@ class OnlineClusterer:
         target = None
         if provisional:
             psims = self._similarities(provisional, full, pitch)
-            if psims.max() >= self.config.join_threshold:
+            if psims.max() >= join:
                 target = provisional[int(np.argmax(psims))]
                 self._add(target, full, pitch)
         if target is None:
@@ -217,6 +225,7 @@ class _Note:
     frames: int = 0
     cluster: int | None = None
     novel: bool = False  # no real cluster was close at the decision: judged again on the whole note
+    pedal: bool = False  # the sustain pedal was down at the decision
 
 
 class TimbreAssigner(Stage):
@@ -256,6 +265,7 @@ class TimbreAssigner(Stage):
         self.tracker.reset()
         self.clusterer.reset()
         self.frame = 0
+        self.pedal = False  # the sustain pedal as the stage before says, at the current frame
         self._past: list[np.ndarray] = []  # the last `history` frames, (2 + D, 84) each
         self._notes: dict[int, _Note] = {}  # sounding or pending notes by pitch
         self.finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]] = []  # (on, off, whole-note embedding)
@@ -273,6 +283,8 @@ class TimbreAssigner(Stage):
             self._past.append(frame)
             if len(self._past) > self.history:
                 self._past.pop(0)
+            if tracked and block.pedal is not None:
+                self.pedal = bool(block.pedal[index])
             for event in block.events[index] if tracked else self.tracker.process(frame[None]):
                 (self._start if event.on else self._end)(event, out)
             self._accumulate(frame)
@@ -329,7 +341,8 @@ class TimbreAssigner(Stage):
 
     def _assign(self, note: _Note, out: list[NoteEvent]) -> None:
         embedding = _unit(note.first)
-        note.cluster, note.novel = self.clusterer.assign(embedding, note.pitch)
+        note.pedal = self.pedal
+        note.cluster, note.novel = self.clusterer.assign(embedding, note.pitch, note.pedal)
         note.first = embedding
         timbre = self.clusterer.clusters[note.cluster].channel or 0
         out.append(replace(note.onset, decided=self.frame, timbre=timbre))
@@ -342,7 +355,7 @@ class TimbreAssigner(Stage):
         if note.cluster is None:  # ended inside its decision window: decide with what there is
             self._assign(note, out)
         full = _unit(note.total)
-        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch)
+        self.clusterer.update(note.cluster, note.first, full, note.novel, note.frames, note.pitch, note.pedal)
         off = replace(event, decided=max(event.decided, self.frame), timbre=note.onset.timbre)
         out.append(off)
         if self.keep_notes:

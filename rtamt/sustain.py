@@ -136,9 +136,10 @@ class SustainStage(Stage):
 
     def process(self, block: TrackedBlock) -> TrackedBlock:
         held = self.model.process(frame_features(block.frames)) if len(block.frames) else np.zeros(0)
-        per_frame = []
-        for probability, events in zip(held, block.events):
+        per_frame, pedal = [], np.zeros(len(block.events), dtype=bool)
+        for index, (probability, events) in enumerate(zip(held, block.events)):
             self._update_pedal(bool(probability >= self.config.threshold) and self.frame >= WARM_UP_FRAMES)
+            pedal[index] = self.down
             out: list[NoteEvent] = []
             for event in events:
                 self._pass(event, out)
@@ -147,7 +148,7 @@ class SustainStage(Stage):
         final: list[NoteEvent] = []
         for event in block.final:
             self._pass(event, final)
-        return TrackedBlock(block.frames, per_frame, final)
+        return TrackedBlock(block.frames, per_frame, final, pedal)
 
     def flush(self) -> TrackedBlock:
         """End of stream: the pedal comes up (nothing is left held); pending changes stay to be taken."""

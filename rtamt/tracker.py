@@ -108,6 +108,7 @@ class TrackedBlock:
     frames: np.ndarray  # (n, C, 84): onset, frame probability and anything after them (embeddings)
     events: list[list[NoteEvent]]  # events[i]: decided when frames[i] arrived
     final: list[NoteEvent] = field(default_factory=list)
+    pedal: np.ndarray | None = None  # pedal[i]: the sustain pedal down when frames[i] arrived (a sustain stage's)
 
     def __len__(self) -> int:
         """Frames plus end-of-stream events: zero when there is nothing to pass on."""

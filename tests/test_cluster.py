@@ -96,6 +96,38 @@ def test_converging_clusters_merge_into_the_older_channel() -> None:
     assert clusterer.clusters[clusterer.real()[0]].channel == 0
 
 
+def test_under_the_sustain_pedal_a_note_joins_at_the_pedal_threshold() -> None:
+    config = ClusterConfig(join_threshold=0.9, evidence=1, pedal_join_threshold=0.5)
+    between = CENTRES[0] * 0.8 + CENTRES[1] * 0.6  # cosine 0.8 with timbre 0
+    for pedal, spawned in ((False, True), (True, False)):
+        clusterer = OnlineClusterer(config)
+        clusterer.assign(CENTRES[0])
+        index, _ = clusterer.assign(between, pedal=pedal)
+        assert (clusterer.clusters[index].channel == 1) == spawned
+    unset = OnlineClusterer(ClusterConfig(join_threshold=0.9, evidence=1))
+    assert unset.join_threshold(True) == unset.join_threshold(False) == 0.9
+
+
+def test_the_assigner_reads_the_pedal_of_the_stage_before_it() -> None:
+    """A tracked block's pedal decides which join threshold a note gets: the same notes, apart under a
+    high threshold without the pedal, on one channel with it."""
+    frames = np.zeros((120, 2 + DIM, 84), dtype=np.float32)
+    between = CENTRES[0] * 0.8 + CENTRES[1] * 0.6
+    for start, pitch, embedding in ((5, 30, CENTRES[0]), (40, 60, between), (80, 62, between)):
+        frames[start, 0, pitch] = 0.9
+        frames[start : start + 20, 1, pitch] = 0.8
+        frames[start : start + 20, 2:, pitch] = embedding[None, :]
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    config = ClusterConfig(join_threshold=0.9, evidence=1, decision_frames=2, pedal_join_threshold=0.5)
+    channels = {}
+    for pedal in (False, True):
+        block = NoteTracker(tracker, keep_frames=True).process(frames)
+        block.pedal = np.full(len(frames), pedal)
+        events = TimbreAssigner(tracker, config, tracked=True).process(block)
+        channels[pedal] = [e.timbre for e in events if e.on]
+    assert channels == {False: [0, 1, 1], True: [0, 0, 0]}
+
+
 def test_deterministic() -> None:
     embeddings = [noisy(int(t), 0.4) for t in RNG.integers(0, 3, 60)]
     config = ClusterConfig(join_threshold=0.6, evidence=2)
@@ -189,6 +221,34 @@ def test_recorded_tracker_replays_the_live_assigner_exactly() -> None:
     for _ in range(2):
         assert replayed.process(frames[:50]) + replayed.process(frames[50:]) + replayed.flush() == expected
     assert any(e.on for e in expected) and len({e.timbre for e in expected}) >= 2
+
+
+def test_recorded_chain_replays_tracker_sustain_and_clusterer_as_the_chain_runs_them() -> None:
+    """``tune clusters --sustain``: the tracker and the sustain stage recorded once, the clusterer replayed on
+    them, gives the chain's events (pedal included)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rtamt.sustain import SustainConfig, SustainModel, SustainStage
+    from rtamt.training.tune import RecordedChain
+
+    sustain = Path(__file__).resolve().parent.parent / "models" / "sustain.onnx"
+    if not sustain.exists():
+        pytest.skip("no shipped sustain model")
+    frames = synthetic_frames(11, frames=600)
+    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
+    config = ClusterConfig(join_threshold=0.9, evidence=1, decision_frames=3, pedal_join_threshold=-1.0)
+    stage = SustainStage(SustainModel(sustain), SustainConfig(threshold=0.0))  # the pedal down after the warm-up
+    chain = Chain([NoteTracker(tracker, keep_frames=True), stage, TimbreAssigner(tracker, config, tracked=True)])
+    expected = chain.run([frames[:100], frames[100:]])
+    recorded = RecordedChain.record(tracker, frames, stage)
+    assert len(recorded.block.pedal) == len(frames) and recorded.block.pedal[-1] and not recorded.block.pedal[0]
+    for _ in range(2):  # the recording replays again
+        assigner = TimbreAssigner(recorded.tracker, config, tracked=True)
+        assert assigner.process(recorded.block) + assigner.flush() == expected
+    unpedalled = TimbreAssigner(tracker, replace(config, pedal_join_threshold=None), tracked=True)
+    apart = unpedalled.process(recorded.block) + unpedalled.flush()  # notes under the pedal join whatever is there
+    assert len({e.timbre for e in expected}) < len({e.timbre for e in apart}) == 3
 
 
 @settings(max_examples=10, deadline=None)

@@ -165,17 +165,19 @@ def test_the_sustain_stage_streams(sizes: list[int]) -> None:
     held = np.sort(model.process(frame_features(frames)))
     threshold = float(held[len(held) // 2] + held[len(held) // 2 + 1]) / 2  # the pedal goes down and up
 
-    def through(chunks: list[np.ndarray]) -> tuple[list, list]:
+    def through(chunks: list[np.ndarray]) -> tuple[list, list, list]:
         tracker, stage = NoteTracker(config, keep_frames=True), SustainStage(model, SustainConfig(threshold=threshold, press_frames=2, release_frames=3))
         blocks = [stage.process(tracker.process(chunk)) for chunk in chunks] + [stage.process(tracker.flush())]
         stage.flush()
-        return [e for b in blocks for events in (*b.events, b.final) for e in events], stage.take_changes()
+        pedal = [bool(down) for b in blocks for down in b.pedal]  # what the clusterer after it reads
+        return [e for b in blocks for events in (*b.events, b.final) for e in events], stage.take_changes(), pedal
 
     expected = through([frames])
     edges = np.cumsum(sizes)
     chunks = [c for c in np.split(frames, edges[edges < len(frames)]) if len(c)]
     assert through(chunks) == expected
     assert expected[1] and not expected[1][-1].down
+    assert len(expected[2]) == len(frames) and any(expected[2]) and not all(expected[2])
 
 
 def test_midi_file_carries_the_pedal_on_every_track_and_close_lifts_it(tmp_path: Path) -> None:

@@ -28,9 +28,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,9 +41,12 @@ from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
 from rtamt.evaluate import note_metrics, onset_latencies
 from rtamt.frontend import model_analysis_stages
 from rtamt.pipeline import MODES, settings_key
-from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackerConfig, events_to_notes
+from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes
 from rtamt.training.export import write_metadata
 from rtamt.watchdog import default_stop_signals
+
+if TYPE_CHECKING:
+    from rtamt.sustain import SustainStage
 
 SEARCH: dict[str, list] = {
     "onset_threshold": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
@@ -450,6 +454,23 @@ class RecordedTracker(NoteTracker):
         return list(self._final)
 
 
+@dataclass(frozen=True)
+class RecordedChain:
+    """The note tracker and the sustain stage run once over one example, as the chain runs them: the
+    clusterer's input (events, pedal) replayed for every clusterer setting the search tries."""
+
+    tracker: TrackerConfig
+    block: TrackedBlock
+
+    @classmethod
+    def record(cls, tracker: TrackerConfig, frames: np.ndarray, stage: SustainStage) -> RecordedChain:
+        note_tracker = NoteTracker(tracker, keep_frames=True)
+        tracked = stage.process(note_tracker.process(frames))
+        final = stage.process(note_tracker.flush()).final
+        stage.flush()
+        return cls(tracker, TrackedBlock(tracked.frames, tracked.events, final, tracked.pedal))
+
+
 ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
 
 
@@ -499,6 +520,7 @@ CLUSTER_SEARCH: dict[str, list] = {
     "merge_threshold": [0.8, 0.85, 0.9, 0.95, 1.01],
     "decision_frames": [1, 2, 3, 4, 6],
     "register_aware": [False, True],
+    "pedal_join_threshold": [None, 0.5, 0.6, 0.7, 0.8],  # only with the sustain stage replayed (--sustain)
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
@@ -517,8 +539,13 @@ def _mix_score(args: tuple) -> tuple[float, bool]:
 
     config, index = args
     frames, reference, recorded = _RECORDED[index]
-    assigner = TimbreAssigner(recorded, config)
-    result = separation_metrics(reference, assigner.process(frames) + assigner.flush())
+    if isinstance(recorded, RecordedChain):
+        assigner = TimbreAssigner(recorded.tracker, config, tracked=True)
+        events = assigner.process(recorded.block) + assigner.flush()
+    else:
+        assigner = TimbreAssigner(recorded, config)
+        events = assigner.process(frames) + assigner.flush()
+    result = separation_metrics(reference, events)
     return result["separation_f"], result["channels"] == result["k"]
 
 
@@ -542,21 +569,33 @@ def cluster_score(config, pool=None) -> tuple[float, float]:
     return f, exact
 
 
-def score_clusterer(data: ClusterData, tracker: TrackerConfig, config) -> tuple[float, float]:
+def recorded_inputs(data: ClusterData, tracker: TrackerConfig, sustain_path: Path | None = None) -> list[tuple]:
+    """Each example with its clusterer input recorded: the tracker's events, or with ``sustain_path`` the
+    tracker's and the sustain stage's (the pedal, and notes ended at key releases), as the chain has them."""
+    if sustain_path is None:
+        return [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    from rtamt.sustain import SustainModel, SustainStage
+
+    stage = SustainStage(SustainModel(sustain_path))
+    return [(frames, reference, RecordedChain.record(tracker, frames, stage)) for frames, reference in data]
+
+
+def score_clusterer(data: ClusterData, tracker: TrackerConfig, config, sustain_path: Path | None = None) -> tuple[float, float]:
     """:func:`cluster_score` of one clusterer setting on ``data``, its notes from ``tracker`` (the search's
     score, for a caller that changes the model frames: e.g. the embeddings, benchmarks/timbre_register.py)."""
-    _RECORDED[:] = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    _RECORDED[:] = recorded_inputs(data, tracker, sustain_path)
     return cluster_score(config)
 
 
 def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, max_decision_frames: int | None = None,
-                    workers: int = 1, stored=None, only: list[str] | None = None):  # fmt: skip
+                    workers: int = 1, stored=None, only: list[str] | None = None, sustain_path: Path | None = None):  # fmt: skip
     """Coordinate search maximising mean separation F plus the share of mixes given as many channels as
     instruments (separation F alone rewards spawning a channel for every odd note), from the best point of
     CLUSTER_GRID or the ``stored`` settings if they score higher (so a search never returns settings worse
     than those it would replace). With ``only`` it walks just those settings from the stored ones (no
     grid). Every candidate, the stored settings included, keeps its decision window within
-    ``max_decision_frames``. The tracker runs once per mix; ``workers`` processes score the mixes."""
+    ``max_decision_frames``. The tracker (and with ``sustain_path`` the sustain stage after it) runs once per
+    mix; ``workers`` processes score the mixes."""
     from rtamt.cluster import ClusterConfig
 
     if only and stored is None:
@@ -568,7 +607,7 @@ def search_clusters(data: ClusterData, tracker: TrackerConfig, rounds: int = 2, 
         return replace(config, decision_frames=min(config.decision_frames, max_decision_frames))
 
     stored = within_window(stored) if stored is not None else None
-    recorded = [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
+    recorded = recorded_inputs(data, tracker, sustain_path)
     with forked_pool(workers, _RECORDED, recorded) as pool:
         if only:
             best, best_score = stored, cluster_score(stored, pool)
@@ -628,6 +667,8 @@ def main_clusters(argv: list[str] | None = None) -> int:
                         help="walk only these settings, from the stored ones (no grid)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="pickle file keeping the models' outputs on the examples between runs")
+    parser.add_argument("--sustain", action="store_true",
+                        help="replay the sustain stage (models' sustain.onnx) between tracker and clusterer, as the chain does")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     backbone = Backbone(args.models / "backbone.onnx")
@@ -639,17 +680,18 @@ def main_clusters(argv: list[str] | None = None) -> int:
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
     if args.only and stored is None:
         parser.error(f"--only needs stored {key} settings to start from")
+    sustain_path = args.models / "sustain.onnx" if args.sustain else None
     best, (f, exact) = search_clusters(data, tracker, args.rounds, args.max_decision_frames, args.workers, stored,
-                                       args.only)  # fmt: skip
+                                       args.only, sustain_path)  # fmt: skip
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
-                      "mixes": len(data), "splits": [str(d) for d in args.data]}, indent=2))  # fmt: skip
+                      "mixes": len(data), "splits": [str(d) for d in args.data], "sustain": args.sustain}, indent=2))  # fmt: skip
     if args.write:
         write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
         write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
                        json.dumps({"splits": [str(d) for d in args.data], "mixes": len(data),
                                    "min_instruments": args.min_instruments, "separation_f": round(f, 4),
-                                   "channels_equal_k": round(exact, 3)}))  # fmt: skip
+                                   "channels_equal_k": round(exact, 3), "sustain": args.sustain}))  # fmt: skip
     return 0
 
 
