@@ -38,8 +38,9 @@ from rtamt.constants import HOP_S
 from rtamt.evaluate import note_metrics
 from rtamt.frontend import model_analysis_stages
 from rtamt.models import LAYOUT
-from rtamt.sustain import WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features
-from rtamt.tracker import NoteTracker, TrackerConfig, events_to_notes
+from rtamt.sustain import (WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features,
+                           track_whole)
+from rtamt.tracker import TrackerConfig, events_to_notes
 from rtamt.training.export import load_checkpoint, save_checkpoint, set_metadata
 from rtamt.training.models import parameter_count
 
@@ -192,10 +193,14 @@ def replay_offset_f1(model: SustainModel, tracker: TrackerConfig, examples: list
 
 def sustained_notes(frames: np.ndarray, tracker: TrackerConfig, stage: SustainStage) -> list[tuple]:
     """The notes of model frames through the note tracker and the sustain stage (no clusterer)."""
-    note_tracker = NoteTracker(tracker, keep_frames=True)
-    blocks = [stage.process(note_tracker.process(frames)), stage.process(note_tracker.flush())]
-    stage.flush()
-    return events_to_notes([e for block in blocks for events in (*block.events, block.final) for e in events])
+    block = track_whole(frames, tracker, stage)
+    return events_to_notes([e for events in (*block.events, block.final) for e in events])
+
+
+def split_figures(model: SustainModel, tracker: TrackerConfig, splits: dict[str, list[dict]], config: SustainConfig) -> dict:
+    """:func:`replay_offset_f1` of one setting on each validation split, and their mean (the choosing score)."""
+    per_split = {name: round(replay_offset_f1(model, tracker, examples, config), 4) for name, examples in splits.items()}
+    return {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
 
 
 def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, gaps: tuple[float, ...] = LEGATO_GAPS_S,
@@ -223,9 +228,7 @@ def export(run: Path, out: Path, valid_dirs: list[Path], backbone_path: Path, ga
                   if t < 1 or (r == 0 and p == 1 and c == spans[0])]  # fmt: skip
     figures = {}
     for candidate in candidates:
-        per_split = {name: round(replay_offset_f1(model, tracker, examples, candidate), 4)
-                     for name, examples in splits.items()}  # fmt: skip
-        figures[config_key(candidate)] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
+        figures[config_key(candidate)] = split_figures(model, tracker, splits, candidate)
         print(f"{config_key(candidate)}: {figures[config_key(candidate)]}", file=sys.stderr)
     best = max(candidates, key=lambda c: figures[config_key(c)]["mean"])
     chosen = json.loads(best.to_json())
@@ -241,12 +244,8 @@ def score(model_path: Path, valid_dirs: list[Path], backbone_path: Path, spans: 
     model = SustainModel(model_path)
     tracker = TrackerConfig.from_json(Backbone(backbone_path).meta["tracker"])
     splits = {str(d): load_cache(d) for d in valid_dirs}
-    figures = {}
-    for span in spans:
-        config = replace(model.config, cut_span=span)
-        per_split = {name: round(replay_offset_f1(model, tracker, examples, config), 4) for name, examples in splits.items()}
-        figures[config_key(config)] = {"per split": per_split, "mean": round(float(np.mean(list(per_split.values()))), 4)}
-    return figures
+    configs = [replace(model.config, cut_span=span) for span in spans]
+    return {config_key(config): split_figures(model, tracker, splits, config) for config in configs}
 
 
 def cut_span(text: str) -> int | None:

@@ -464,11 +464,9 @@ class RecordedChain:
 
     @classmethod
     def record(cls, tracker: TrackerConfig, frames: np.ndarray, stage: SustainStage) -> RecordedChain:
-        note_tracker = NoteTracker(tracker, keep_frames=True)
-        tracked = stage.process(note_tracker.process(frames))
-        final = stage.process(note_tracker.flush()).final
-        stage.flush()
-        return cls(tracker, TrackedBlock(tracked.frames, tracked.events, final, tracked.pedal))
+        from rtamt.sustain import track_whole
+
+        return cls(tracker, track_whole(frames, tracker, stage))
 
 
 ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
