@@ -27,7 +27,7 @@ import numpy as np
 from rtamt.chain import Stage
 from rtamt.constants import HOP_S, N_PITCHES
 from rtamt.models import ModelError, open_session
-from rtamt.tracker import NoteEvent, NoteTracker, TrackedBlock, TrackerConfig
+from rtamt.tracker import NoteEvent, TrackedBlock
 
 WARM_UP_FRAMES = 50  # a stream's first frames: the GRU starts from zero state and training gives them no loss
 
@@ -190,16 +190,6 @@ class SustainStage(Stage):
                     self._released.add(pitch)
         self._sounding[event.pitch] = event
         out.append(event)
-
-
-def track_whole(frames: np.ndarray, tracker: TrackerConfig, stage: SustainStage) -> TrackedBlock:
-    """The note tracker and ``stage`` over one whole example, as the chain runs them: every frame's events
-    and pedal in one block, the end-of-stream events in ``final`` (``stage`` is flushed for the next one)."""
-    note_tracker = NoteTracker(tracker, keep_frames=True)
-    tracked = stage.process(note_tracker.process(frames))
-    final = stage.process(note_tracker.flush()).final
-    stage.flush()
-    return TrackedBlock(tracked.frames, tracked.events, final, tracked.pedal)
 
 
 def interleave(events: list[NoteEvent], changes: list[PedalChange]) -> list[NoteEvent | PedalChange]:

@@ -255,6 +255,18 @@ class NoteTracker(Stage):
         return events
 
 
+def track_whole(frames: np.ndarray, config: TrackerConfig, after: Stage | None = None) -> TrackedBlock:
+    """The note tracker, and the stage ``after`` it if one is given (the sustain stage), over one whole
+    example as the chain runs them: every frame's events (and pedal) in one block, the end-of-stream events
+    in ``final`` (``after`` is flushed for the next example)."""
+    note_tracker = NoteTracker(config, keep_frames=True)
+    tracked, end = note_tracker.process(frames), note_tracker.flush()
+    if after is not None:
+        tracked, end = after.process(tracked), after.process(end)
+        after.flush()
+    return TrackedBlock(tracked.frames, tracked.events, end.final, tracked.pedal)
+
+
 def note_pairs(events: Iterable[NoteEvent]) -> list[tuple[NoteEvent, float]]:
     """Each note-on with the time of its note-off (at least one hop later), in the order notes end."""
     open_notes: dict[int, NoteEvent] = {}

@@ -208,18 +208,20 @@ def test_refine_recovers_timbres_in_hindsight() -> None:
 
 
 def test_recorded_tracker_replays_the_live_assigner_exactly() -> None:
-    """The clusterer search replays the tracker's events instead of re-running it: same events, and the
-    recording can be replayed again after a flush."""
-    from rtamt.training.tune import RecordedTracker
+    """The clusterer search replays the tracker's events instead of re-running it (no sustain stage): the
+    live assigner's events, and the recording replays again."""
+    from rtamt.training.tune import RecordedChain
 
     frames = synthetic_frames(7)
     tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
     config = ClusterConfig(join_threshold=0.7, evidence=2, decision_frames=3)
     live = TimbreAssigner(tracker, config)
     expected = live.process(frames) + live.flush()
-    replayed = TimbreAssigner(RecordedTracker(tracker, frames), config)
+    recorded = RecordedChain.record(tracker, frames)
+    assert recorded.block.pedal is None and len(recorded.block.events) == len(frames)
     for _ in range(2):
-        assert replayed.process(frames[:50]) + replayed.process(frames[50:]) + replayed.flush() == expected
+        replayed = TimbreAssigner(recorded.tracker, config, tracked=True)
+        assert replayed.process(recorded.block) + replayed.flush() == expected
     assert any(e.on for e in expected) and len({e.timbre for e in expected}) >= 2
 
 

@@ -38,9 +38,8 @@ from rtamt.constants import HOP_S
 from rtamt.evaluate import note_metrics
 from rtamt.frontend import model_analysis_stages
 from rtamt.models import LAYOUT
-from rtamt.sustain import (WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features,
-                           track_whole)
-from rtamt.tracker import TrackerConfig, events_to_notes
+from rtamt.sustain import WARM_UP_FRAMES, SustainConfig, SustainModel, SustainStage, feature_count, frame_features
+from rtamt.tracker import TrackerConfig, events_to_notes, track_whole
 from rtamt.training.export import load_checkpoint, save_checkpoint, set_metadata
 from rtamt.training.models import parameter_count
 

@@ -41,7 +41,7 @@ from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
 from rtamt.evaluate import note_metrics, onset_latencies
 from rtamt.frontend import model_analysis_stages
 from rtamt.pipeline import MODES, settings_key
-from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes
+from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes, track_whole
 from rtamt.training.export import write_metadata
 from rtamt.watchdog import default_stop_signals
 
@@ -429,43 +429,17 @@ def main_leads(argv: list[str]) -> int:
     return 0
 
 
-class RecordedTracker(NoteTracker):
-    """A note tracker's events on one example, replayed frame by frame: the clusterer search then re-runs
-    only the clusterer (the tracker's settings stay fixed while it runs). ``process`` only counts the
-    frames it is given, so it must be fed the recorded example itself."""
-
-    def __init__(self, config: TrackerConfig, frames: np.ndarray) -> None:
-        tracker = NoteTracker(config)
-        self._per_frame = [tracker.process(frame[None]) for frame in frames]
-        self._final = tracker.flush()
-        super().__init__(config)
-
-    def reset(self) -> None:
-        super().reset()
-        self._position = 0
-
-    def process(self, block: np.ndarray) -> list:
-        events = [e for k in range(self._position, self._position + len(block)) for e in self._per_frame[k]]
-        self._position += len(block)
-        return events
-
-    def flush(self) -> list:
-        self.reset()
-        return list(self._final)
-
-
 @dataclass(frozen=True)
 class RecordedChain:
-    """The note tracker and the sustain stage run once over one example, as the chain runs them: the
-    clusterer's input (events, pedal) replayed for every clusterer setting the search tries."""
+    """The note tracker, and the sustain stage if one is given, run once over one example as the chain runs
+    them: the clusterer's input (frames, events, pedal) replayed for every clusterer setting the search
+    tries."""
 
     tracker: TrackerConfig
     block: TrackedBlock
 
     @classmethod
-    def record(cls, tracker: TrackerConfig, frames: np.ndarray, stage: SustainStage) -> RecordedChain:
-        from rtamt.sustain import track_whole
-
+    def record(cls, tracker: TrackerConfig, frames: np.ndarray, stage: SustainStage | None = None) -> RecordedChain:
         return cls(tracker, track_whole(frames, tracker, stage))
 
 
@@ -528,7 +502,7 @@ CLUSTER_GRID: dict[str, list] = {
     "evidence_min_frames": [0, 16, 32, 48, 64],
 }
 
-_RECORDED: list[tuple[np.ndarray, dict, RecordedTracker]] = []  # set before the worker processes fork
+_RECORDED: list[tuple[dict, RecordedChain]] = []  # set before the worker processes fork
 
 
 def _mix_score(args: tuple) -> tuple[float, bool]:
@@ -536,13 +510,9 @@ def _mix_score(args: tuple) -> tuple[float, bool]:
     from rtamt.evaluate import separation_metrics
 
     config, index = args
-    frames, reference, recorded = _RECORDED[index]
-    if isinstance(recorded, RecordedChain):
-        assigner = TimbreAssigner(recorded.tracker, config, tracked=True)
-        events = assigner.process(recorded.block) + assigner.flush()
-    else:
-        assigner = TimbreAssigner(recorded, config)
-        events = assigner.process(frames) + assigner.flush()
+    reference, recorded = _RECORDED[index]
+    assigner = TimbreAssigner(recorded.tracker, config, tracked=True)
+    events = assigner.process(recorded.block) + assigner.flush()
     result = separation_metrics(reference, events)
     return result["separation_f"], result["channels"] == result["k"]
 
@@ -561,21 +531,22 @@ def cluster_score(config, pool=None) -> tuple[float, float]:
     :func:`mean_over_counts`."""
     jobs = [(config, index) for index in range(len(_RECORDED))]
     results = pool.map(_mix_score, jobs) if pool else [_mix_score(job) for job in jobs]
-    counts = [len(reference) for _, reference, _ in _RECORDED]
+    counts = [len(reference) for reference, _ in _RECORDED]
     f = mean_over_counts([(k, f) for k, (f, _) in zip(counts, results)])
     exact = mean_over_counts([(k, float(e)) for k, (_, e) in zip(counts, results)])
     return f, exact
 
 
 def recorded_inputs(data: ClusterData, tracker: TrackerConfig, sustain_path: Path | None = None) -> list[tuple]:
-    """Each example with its clusterer input recorded: the tracker's events, or with ``sustain_path`` the
-    tracker's and the sustain stage's (the pedal, and notes ended at key releases), as the chain has them."""
-    if sustain_path is None:
-        return [(frames, reference, RecordedTracker(tracker, frames)) for frames, reference in data]
-    from rtamt.sustain import SustainModel, SustainStage
+    """Each example's reference with its clusterer input recorded: the tracker's events, or with
+    ``sustain_path`` the tracker's and the sustain stage's (the pedal, and notes ended at key releases), as
+    the chain has them."""
+    stage = None
+    if sustain_path is not None:
+        from rtamt.sustain import SustainModel, SustainStage
 
-    stage = SustainStage(SustainModel(sustain_path))
-    return [(frames, reference, RecordedChain.record(tracker, frames, stage)) for frames, reference in data]
+        stage = SustainStage(SustainModel(sustain_path))
+    return [(reference, RecordedChain.record(tracker, frames, stage)) for frames, reference in data]
 
 
 def score_clusterer(data: ClusterData, tracker: TrackerConfig, config, sustain_path: Path | None = None) -> tuple[float, float]:
