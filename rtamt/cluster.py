@@ -16,10 +16,6 @@ part of the reported latency) and is then sent on the channel of the cluster the
   channel carries on; a channel is never reused for another timbre.
 With ``pedal_join_threshold``, a note decided while the sustain stage has the pedal down joins at that
 cosine instead of ``join_threshold``: a pedal says one struck instrument rings on, across its registers.
-With ``busy_penalty``, a note choosing among the clusters it may join (or the channel a novel note goes
-out on) counts a cluster that has a note sounding that much less: many instruments play one note at a
-time, so a free channel is the likelier one. It never decides whether a note is novel, so a chord of one
-instrument still joins one cluster when only one is near.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
 Channels are 1-16 skipping 10 (GM drums); ``max_clusters`` caps the count (``--instruments K``), and with
 ``exact`` every novel note spawns until K clusters exist.
@@ -50,7 +46,6 @@ class ClusterConfig:
     exact: bool = False
     register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
     pedal_join_threshold: float | None = None  # join_threshold for notes decided with the sustain pedal down
-    busy_penalty: float = 0.0  # cosine a channel with a note sounding counts less when a new note picks one
 
 
 REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
@@ -137,23 +132,18 @@ class OnlineClusterer:
         c = self.config
         return c.pedal_join_threshold if pedal and c.pedal_join_threshold is not None else c.join_threshold
 
-    def assign(self, embedding: np.ndarray, pitch: int | None = None, pedal: bool = False,
-               busy: frozenset[int] = frozenset()) -> tuple[int, bool]:  # fmt: skip
+    def assign(self, embedding: np.ndarray, pitch: int | None = None, pedal: bool = False) -> tuple[int, bool]:
         """Cluster index for a new note's first-frames embedding (its channel is ``clusters[index].channel``)
         and whether the note is novel (then :meth:`update` judges it again when it ends); ``pedal``: the
-        sustain pedal was down when it was decided; ``busy``: clusters with a note sounding."""
+        sustain pedal was down when it was decided."""
         self.note_count += 1
         self._expire()
         real = self.real()
         if not real:
             return self._new(embedding, real=True, pitch=pitch), False
         sims = self._similarities(real, embedding, pitch)
-        joins = sims.max() >= self.join_threshold(pedal)
-        preference = sims - self.config.busy_penalty * np.array([i in busy for i in real])
-        if joins:  # only the clusters it may join compete
-            preference = np.where(sims >= self.join_threshold(pedal), preference, -np.inf)
-        best = real[int(np.argmax(preference))]
-        if joins or len(real) >= self._limit():
+        best = real[int(np.argmax(sims))]
+        if sims.max() >= self.join_threshold(pedal) or len(real) >= self._limit():
             self._add(best, embedding, pitch)
             return best, False
         if self._evidence(len(real)) <= 1:  # spawn at once
@@ -352,9 +342,7 @@ class TimbreAssigner(Stage):
     def _assign(self, note: _Note, out: list[NoteEvent]) -> None:
         embedding = _unit(note.first)
         note.pedal = self.pedal
-        busy = frozenset(self.clusterer.resolve(other.cluster) for other in self._notes.values()
-                         if other.cluster is not None and other is not note)  # fmt: skip
-        note.cluster, note.novel = self.clusterer.assign(embedding, note.pitch, note.pedal, busy)
+        note.cluster, note.novel = self.clusterer.assign(embedding, note.pitch, note.pedal)
         note.first = embedding
         timbre = self.clusterer.clusters[note.cluster].channel or 0
         out.append(replace(note.onset, decided=self.frame, timbre=timbre))

@@ -108,55 +108,6 @@ def test_under_the_sustain_pedal_a_note_joins_at_the_pedal_threshold() -> None:
     assert unset.join_threshold(True) == unset.join_threshold(False) == 0.9
 
 
-def test_a_busy_channel_counts_less_among_those_a_note_may_join() -> None:
-    """``busy_penalty``: between two clusters the note may join, a free one wins over a slightly nearer one
-    with a note sounding; a cluster it may not join never wins, and a lone busy cluster is still joined."""
-    config = ClusterConfig(join_threshold=0.5, evidence=1, busy_penalty=0.2)
-    nearer_0 = _unit_vector(CENTRES[0] * 0.75 + CENTRES[1] * 0.66)  # cosine 0.75 / 0.66
-    for penalty, busy, chosen in ((0.0, {0}, 0), (0.2, {0}, 1), (0.2, set(), 0), (0.05, {0}, 0)):
-        clusterer = OnlineClusterer(ClusterConfig(join_threshold=0.5, evidence=1, busy_penalty=penalty))
-        clusterer.assign(CENTRES[0])
-        clusterer.assign(CENTRES[1])  # clusters 0 and 1, on channels 0 and 1
-        index, novel = clusterer.assign(nearer_0, busy=frozenset(busy))
-        assert not novel and clusterer.clusters[index].channel == chosen
-    clusterer = OnlineClusterer(config)
-    first, _ = clusterer.assign(CENTRES[0])
-    clusterer.assign(CENTRES[1])
-    far = _unit_vector(CENTRES[0] + 0.1 * CENTRES[2])  # cosine ~0 with timbre 1: may not join it
-    index, _ = clusterer.assign(far, busy=frozenset({first}))
-    assert clusterer.clusters[index].channel == 0
-    lone = OnlineClusterer(config)
-    first, _ = lone.assign(CENTRES[0])
-    index, novel = lone.assign(noisy(0, 0.05), busy=frozenset({first}))
-    assert index == first and not novel and len(lone.real()) == 1
-
-
-def test_the_assigner_counts_channels_with_a_note_sounding_as_busy() -> None:
-    """A note starting while timbre 0's note sounds goes to the free channel 1 with a busy penalty, and to
-    the nearer channel 0 without."""
-    frames = np.zeros((120, 2 + DIM, 84), dtype=np.float32)
-    between = _unit_vector(CENTRES[0] * 0.75 + CENTRES[1] * 0.66)
-    notes = ((5, 30, 40, CENTRES[0]), (10, 50, 20, CENTRES[1]), (60, 31, 20, between))
-    for start, pitch, length, embedding in notes:
-        frames[start, 0, pitch] = 0.9
-        frames[start : start + length, 1, pitch] = 0.8
-        frames[start : start + length, 2:, pitch] = embedding[None, :]
-    frames[40:90, 1, 30] = 0.8  # timbre 0's first note sounds on past the third note's start
-    frames[40:90, 2:, 30] = CENTRES[0][None, :]
-    tracker = TrackerConfig(onset_threshold=0.5, frame_threshold=0.3, off_frames=2, min_frames=2)
-    channels = {}
-    for penalty in (0.0, 0.2):
-        config = ClusterConfig(join_threshold=0.5, evidence=1, decision_frames=2, busy_penalty=penalty)
-        assigner = TimbreAssigner(tracker, config)
-        events = assigner.process(frames) + assigner.flush()
-        channels[penalty] = [e.timbre for e in sorted(events, key=lambda e: e.frame) if e.on]
-    assert channels == {0.0: [0, 1, 0], 0.2: [0, 1, 1]}
-
-
-def _unit_vector(vector: np.ndarray) -> np.ndarray:
-    return vector / np.linalg.norm(vector)
-
-
 def test_the_assigner_reads_the_pedal_of_the_stage_before_it() -> None:
     """A tracked block's pedal decides which join threshold a note gets: the same notes, apart under a
     high threshold without the pedal, on one channel with it."""

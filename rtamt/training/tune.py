@@ -493,7 +493,6 @@ CLUSTER_SEARCH: dict[str, list] = {
     "decision_frames": [1, 2, 3, 4, 6],
     "register_aware": [False, True],
     "pedal_join_threshold": [None, 0.5, 0.6, 0.7, 0.8],  # only with the sustain stage replayed (--sustain)
-    "busy_penalty": [0.0, 0.03, 0.06, 0.1, 0.15, 0.25],
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
