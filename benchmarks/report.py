@@ -248,13 +248,14 @@ def main() -> None:
                 "| basic-pitch 0.4.0 (design brief's measurement) | BACH10 pieces 1–5 | | | 0.687 | | | offline |", ""]
     if bach and "separation" in bach:
         out += ["## Timbre separation (`rtamt eval ../shared/data/bach10 --separation --json`)", "",
-                "| K | mixes | online separation F (K unknown) | channels = K | channels (mean) | refined, K given | published (synthetic-trained, K given) |",
-                "|---|---|---|---|---|---|---|"]  # fmt: skip
+                "| K | mixes | online separation F (K unknown) | channels = K | channels (mean) | refined, K found online (`--refine`) | refined, K given | published (synthetic-trained, K given) |",
+                "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         published = {"2": 0.765, "3": 0.669, "4": 0.553}
         for k, r in bach["separation"]["by_size"].items():
             if k.isdigit():
                 out.append(f"| {k} | {r['mixes']} | {fmt(r['online_separation_f'])} | {fmt(r['channels_equal_k'], 2)} | "
-                           f"{fmt(r['channels_mean'], 2)} | {fmt(r.get('refined_k_separation_f'))} | {published[k]} |")  # fmt: skip
+                           f"{fmt(r['channels_mean'], 2)} | {fmt(r.get('refined_found_separation_f'))} | "
+                           f"{fmt(r.get('refined_k_separation_f'))} | {published[k]} |")  # fmt: skip
         out += ["", f"Channels = K on {fmt(bach['separation']['by_size']['channels_equal_k_all'], 3)} of all mixes.", ""]
         if live and "separation" in live:
             by_size = live["separation"]["by_size"]

@@ -216,8 +216,9 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                         progress: Callable[[str], None] = print, mode: str = "accurate",
                         model_dir: Path | None = None, sustain: bool = True) -> dict:  # fmt: skip
     """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
-    (K unknown) and refined with K given; separation F, channels spawned against K. Models from
-    ``model_dir`` (default: the shipped ones)."""
+    (K unknown), refined with as many timbres as the online clusterer found (K still unknown: what
+    ``transcribe --refine`` gives) and refined with K given; separation F, channels spawned against K.
+    Models from ``model_dir`` (default: the shipped ones)."""
     from itertools import combinations
 
     from rtamt.cluster import refine, relabel
@@ -242,7 +243,9 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                 row = {"piece": piece.name, "mix": "+".join(combo), "k": size, "online": online,
                        "onset_f1_all": note_metrics([n for r in reference.values() for n in r], events_to_notes(events))["onset_f1"]}  # fmt: skip
                 if refine_with_k and transcriber.assigner is not None:
-                    completed = transcriber.assigner.completed
+                    completed, found = transcriber.assigner.completed, transcriber.assigner.timbres_found
+                    row["timbres_found"] = found
+                    row["refined_found"] = separation_metrics(reference, relabel(completed, refine(completed, found)))
                     row["refined_k"] = separation_metrics(reference, relabel(completed, refine(completed, size)))
                 rows.append(row)
                 progress(f"{piece.name} {row['mix']}: online F {online['separation_f']:.3f} "
@@ -259,8 +262,9 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
             "channels_mean": round(float(np.mean([r["online"]["channels"] for r in mine])), 2),
             "onset_f1_all": round(float(np.mean([r["onset_f1_all"] for r in mine])), 4),
         }
-        if all("refined_k" in r for r in mine):
-            entry["refined_k_separation_f"] = round(float(np.mean([r["refined_k"]["separation_f"] for r in mine])), 4)
+        for key in ("refined_found", "refined_k"):
+            if all(key in r for r in mine):
+                entry[f"{key}_separation_f"] = round(float(np.mean([r[key]["separation_f"] for r in mine])), 4)
         summary[str(size)] = entry
     summary["channels_equal_k_all"] = round(float(np.mean([r["online"]["channels"] == r["k"] for r in rows])), 4)
     return {"by_size": summary, "mixes": rows}

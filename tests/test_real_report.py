@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +48,33 @@ def test_eval_reports_channels_per_piece() -> None:
     result = evaluate_folder(ROOT / "examples", build_transcriber(), lambda _: None)
     assert result["pieces"]["duet"]["channels"] == 2  # flute and cello, K unknown
     assert result["mean"]["channels_mean"] == 2.0
+
+
+def test_separation_report_refines_with_the_timbres_found_online(tmp_path: Path) -> None:
+    """``rtamt eval --separation``: beside the online figure and the one refined with K given, the notes
+    refined into as many timbres as the online clusterer found (K unknown, what ``--refine`` gives); with
+    K timbres found the two refinements agree."""
+    import soundfile as sf
+
+    from rtamt.evaluate import STEMS, evaluate_separation
+
+    rate, seconds = 22_050, 3.0
+    t = np.arange(int(rate * seconds)) / rate
+    piece, rows = tmp_path / "01-test", ["instrument,onset_s,offset_s,midi"]
+    piece.mkdir()
+    for index, name in enumerate(STEMS):
+        audio = np.zeros_like(t)
+        for start in (0.2, 1.2, 2.1):
+            midi = 48 + 7 * index + int(start)
+            f0, span = 440.0 * 2 ** ((midi - 69) / 12), (t >= start) & (t < start + 0.7)
+            tone = sum(np.sin(2 * np.pi * h * f0 * t) / h ** (0.5 + index) for h in range(1, 8))
+            audio += 0.2 * span * tone * np.exp(-3.0 * np.clip(t - start, 0, None))
+            rows.append(f"{name},{start},{start + 0.7},{midi}")
+        sf.write(piece / f"{name}.flac", audio, rate)
+    (piece / "notes.csv").write_text("\n".join(rows) + "\n")
+    result = evaluate_separation(tmp_path, sizes=(2,), progress=lambda _: None)
+    assert len(result["mixes"]) == 6 and "refined_found_separation_f" in result["by_size"]["2"]
+    for row in result["mixes"]:
+        assert row["refined_found"]["channels"] <= max(row["timbres_found"], 1)
+        if row["timbres_found"] == row["k"]:
+            assert row["refined_found"] == row["refined_k"]
