@@ -4,7 +4,9 @@ the validation mixes (held-out timbres, 2-5 instruments), with K given and with 
     python benchmarks/refine_methods.py --data data/synth/valid data/synth-valid2/valid --limit 200
 
 The online clusterer runs once per mix with the shipped `clusterer` settings; separation F is averaged
-over the mixes of each instrument count, then over the counts (as the clusterer search does). Prints JSON.
+over the mixes of each instrument count, then over the counts (as the clusterer search does), and given
+per count for K unknown. ``--min-instruments 1`` takes the solos in too (one instrument on one channel);
+``--cache F`` keeps the model outputs (the same file as ``tune clusters --cache``). Prints JSON.
 Validation splits only: this is how the shipped method was chosen, not how it is reported.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 from rtamt.cluster import TimbreAssigner, refine, relabel
 from rtamt.evaluate import separation_metrics
 from rtamt.pipeline import build_transcriber
-from rtamt.training.tune import mean_over_counts, model_frames
+from rtamt.training.tune import cached_model_frames, mean_over_counts
 
 Notes = list  # (note-on, note-off, whole-note embedding) per note, as TimbreAssigner.completed holds them
 
@@ -75,16 +77,18 @@ def main() -> int:
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("data/synth/valid")])
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--min-instruments", type=int, default=2, help="1 takes the solo examples in too")
+    parser.add_argument("--cache", type=Path, default=None, help="pickle file keeping the model outputs")
     args = parser.parse_args()
     transcriber = build_transcriber(model_dir=args.models)
     runs = []
-    for frames, reference in model_frames(args.models, args.data, args.limit, min_instruments=2):
+    for frames, reference in cached_model_frames(args.models, args.data, args.limit, args.min_instruments, args.cache):
         assigner = TimbreAssigner(transcriber.tracker.config, transcriber.assigner.config)
         assigner.process(frames)
         assigner.flush()
         runs.append((reference, assigner.completed, assigner.timbres_found))
 
-    def score(labels_of: Callable[[Notes, int], list[int]], k_given: bool) -> float:
+    def per_mix(labels_of: Callable[[Notes, int], list[int]], k_given: bool) -> list[tuple[int, float]]:
         scores = []
         for reference, notes, found in runs:
             k = len(reference)
@@ -93,13 +97,21 @@ def main() -> int:
             else:
                 labels = labels_of(notes, found) if len(notes) > 1 else [0] * len(notes)
             scores.append((k, separation_metrics(reference, relabel(notes, labels))["separation_f"]))
-        return round(mean_over_counts(scores), 4)
+        return scores
+
+    def score(labels_of: Callable[[Notes, int], list[int]], k_given: bool) -> float:
+        return round(mean_over_counts(per_mix(labels_of, k_given)), 4)
+
+    def by_count(labels_of: Callable[[Notes, int], list[int]]) -> dict[str, float]:
+        scores = per_mix(labels_of, False)
+        return {str(k): round(float(np.mean([f for c, f in scores if c == k])), 4) for k in sorted({c for c, _ in scores})}
 
     result = {
         "mixes": len(runs),
         "splits": [str(d) for d in args.data],
         "k_given": {name: score(method, True) for name, method in K_GIVEN.items()},
         "k_unknown": {name: score(method, False) for name, method in K_UNKNOWN.items()},
+        "k_unknown_by_count": {name: by_count(method) for name, method in K_UNKNOWN.items()},
     }
     print(json.dumps(result, indent=2))
     return 0
