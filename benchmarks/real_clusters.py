@@ -7,7 +7,8 @@ Uses each piece's model outputs as ``rtamt bench latency --data`` caches them (`
 kept under ``--cache``, by default the benchmark's cache folder), then replays the note tracker and the
 online clusterer for the shipped clusterer settings and for each ``--set`` variant. Per piece: channels
 spawned (K unknown) against the instruments in notes.csv, and separation F (onset F1 of channels matched
-one-to-one to instruments, averaged over instruments), and the polyphony of the channels and of the
+one-to-one to instruments, averaged over instruments; also after the hindsight refinement files get, into
+as many timbres as were found online), and the polyphony of the channels and of the
 instruments: the share of notes that start while another note of the same channel (instrument) sounds. A
 monophonic instrument's channel that stays near zero could tell it from a piano's (it does not: session
 18 measured BACH10's channels as polyphonic as maps-dev's, because they mix instruments). For measurement
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtamt.cluster import refine, relabel
 from rtamt.evaluate import notes_by_instrument, separation_metrics
 from rtamt.latency import default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
@@ -68,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = {}
         for piece, piece_out in zip(pieces, outputs):
             reference = notes_by_instrument(piece / "notes.csv")
-            events = replay(piece_out, base.tracker.config, config, base.sustain)
+            assigners: list = []
+            events = replay(piece_out, base.tracker.config, config, base.sustain, assigners=assigners)
             row = separation_metrics(reference, events)
+            completed, found = assigners[0].completed, assigners[0].timbres_found
+            row["refined_separation_f"] = separation_metrics(reference, relabel(completed, refine(completed, found)))["separation_f"]
             channels: dict[int, list[tuple[float, float]]] = {}
             for on, off in note_pairs(events):
                 channels.setdefault(on.timbre, []).append((on.time_s, off))
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}:", file=sys.stderr)
         for piece, row in rows.items():
             print(f"  {piece:45s} K {row['k']} channels {row['channels']:2d} separation F {row['separation_f']:.3f} "
+                  f"(refined {row['refined_separation_f']:.3f}) "
                   f"polyphony: channels {row['channel_polyphony']:.2f}, instruments {row['instrument_polyphony']:.2f}",
                   file=sys.stderr)  # fmt: skip
     print(json.dumps(report, indent=1))

@@ -248,7 +248,7 @@ def main() -> None:
                 "| basic-pitch 0.4.0 (design brief's measurement) | BACH10 pieces 1–5 | | | 0.687 | | | offline |", ""]
     if bach and "separation" in bach:
         out += ["## Timbre separation (`rtamt eval ../shared/data/bach10 --separation --json`)", "",
-                "| K | mixes | online separation F (K unknown) | channels = K | channels (mean) | refined, K found online (what `rtamt transcribe` writes) | refined, K given | published (synthetic-trained, K given) |",
+                "| K | mixes | online separation F (K unknown) | channels = K | channels (mean) | refined, K found online (`--refine`) | refined, K given | published (synthetic-trained, K given) |",
                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         published = {"2": 0.765, "3": 0.669, "4": 0.553}
         for k, r in bach["separation"]["by_size"].items():

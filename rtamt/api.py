@@ -110,16 +110,17 @@ class Transcription:
 
 def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None, *,
                models: str | os.PathLike | None = None, mode: str = "accurate",
-               instruments: int | None = None, exact: bool = False, refine: bool = True,
+               instruments: int | None = None, exact: bool = False, refine: bool = False,
                block_size: int = DEFAULT_BLOCK,
                transcriber: Transcriber | None = None) -> Transcription:  # fmt: skip
     """Transcribe an audio file (anything libsndfile reads) or an array of samples.
 
     An array needs its ``sample_rate`` (no rate is assumed); ``(samples, channels)`` arrays are downmixed.
     NaN or infinite samples and empty input raise :class:`~rtamt.audio.AudioInputError`. ``instruments``
-    caps the number of timbres (exactly that many with ``exact``). ``refine`` (the default) re-clusters
-    all notes in hindsight, into as many timbres as the online clusterer found (K with ``exact``); false
-    keeps the channels the notes were sent on as they streamed, as ``rtamt live`` sends them. ``mode`` picks the accurate or the low-latency settings; ``models`` a folder of models
+    caps the number of timbres (exactly that many with ``exact``). ``refine`` re-clusters all notes in
+    hindsight, into as many timbres as the online clusterer found (K with ``exact``): better for an
+    ensemble, worse for one instrument spread over channels (models/README.md, timbre item 16); without
+    it the notes keep the channels they streamed on, as ``rtamt live`` sends them. ``mode`` picks the accurate or the low-latency settings; ``models`` a folder of models
     other than the shipped ones. ``transcriber``: one built beforehand (e.g. with stages inserted into its
     chain), reused for this stream; its own models and settings then apply."""
     stats = InputStats()

@@ -288,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-o", "--output", required=True, help="MIDI file to write")
     add_timbre_options(transcribe)
     add_mode_option(transcribe, "accurate")
-    transcribe.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+    transcribe.add_argument("--refine", action="store_true",
                             help="re-cluster all notes at the end (hindsight k-means: --instruments K with --exact, else as many "
-                                 "timbres as found online; the default); --no-refine keeps the channels the notes streamed on, as live")  # fmt: skip
+                                 "timbres as found online): better for ensembles, worse for one instrument split over channels")  # fmt: skip
     add_models_option(transcribe)
     add_config_option(transcribe)
     transcribe.add_argument("--plot", metavar="PNG", help="also draw the notes as a piano roll (needs the plot extra)")

@@ -118,15 +118,19 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def replay(outputs: PieceOutputs, tracker: TrackerConfig, clusters: ClusterConfig | None,
-           sustain: SustainStage | None = None, pedal: list[PedalChange] | None = None) -> list[NoteEvent]:  # fmt: skip
+           sustain: SustainStage | None = None, pedal: list[PedalChange] | None = None,
+           assigners: list[TimbreAssigner] | None = None) -> list[NoteEvent]:  # fmt: skip
     """The tracker (and, with a timbre model's outputs, the clusterer and the sustain stage when given, as
-    the pipeline runs them) on cached model outputs; the sustain stage's pedal changes go to ``pedal``."""
+    the pipeline runs them) on cached model outputs; the sustain stage's pedal changes go to ``pedal``, the
+    flushed clusterer (its finished notes, for hindsight refinement) to ``assigners``."""
     if clusters is None or outputs.frames.shape[1] <= 2:
         stage = NoteTracker(tracker)
         return stage.process(outputs.frames) + stage.flush()
     middle = [sustain] if sustain is not None else []
     chain = Chain([NoteTracker(tracker, keep_frames=True), *middle, TimbreAssigner(tracker, clusters, tracked=True)])
     events = chain.run([outputs.frames])
+    if assigners is not None:
+        assigners.append(chain["timbre-clusterer"])
     changes = sustain.take_changes() if sustain is not None else []
     if pedal is not None:
         pedal.extend(changes)

@@ -112,14 +112,11 @@ def test_transcribe_the_example_with_the_shipped_model(tmp_path: Path, capsys: p
 
 @pytest.mark.skipif(not (MODELS / "timbre.onnx").exists(), reason="no timbre model shipped")
 def test_transcribe_refine_writes_one_track_per_timbre(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """A file is re-clustered in hindsight by default (--refine): into K tracks with --instruments K --exact,
-    else into as many as the online clusterer found; --no-refine keeps the channels the notes streamed on.
-    The notes themselves do not change."""
+    """--refine re-clusters in hindsight: into K tracks with --instruments K --exact, else into as many as
+    the online clusterer found; the notes themselves do not change."""
     online, refined, exact = tmp_path / "online.mid", tmp_path / "refined.mid", tmp_path / "exact.mid"
-    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(online), "--no-refine"]) == 0
-    assert "timbres assigned online" in capsys.readouterr().out
-    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(refined)]) == 0
-    assert "refined in hindsight" in capsys.readouterr().out
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(online)]) == 0
+    assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(refined), "--refine"]) == 0
     assert main(["transcribe", str(EXAMPLE / "mix.flac"), "-o", str(exact), "--refine", "--instruments", "3", "--exact"]) == 0
     assert "refined in hindsight" in capsys.readouterr().out
 
