@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
             row = separation_metrics(reference, events)
             completed, found = assigners[0].completed, assigners[0].timbres_found
             row["refined_separation_f"] = separation_metrics(reference, relabel(completed, refine(completed, found)))["separation_f"]
-            row["refined_from_online_f"] = separation_metrics(reference, relabel(completed, refine(completed, found, True)))["separation_f"]
             channels: dict[int, list[tuple[float, float]]] = {}
             for on, off in note_pairs(events):
                 channels.setdefault(on.timbre, []).append((on.time_s, off))
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}:", file=sys.stderr)
         for piece, row in rows.items():
             print(f"  {piece:45s} K {row['k']} channels {row['channels']:2d} separation F {row['separation_f']:.3f} "
-                  f"(refined {row['refined_separation_f']:.3f}, from online {row['refined_from_online_f']:.3f}) "
+                  f"(refined {row['refined_separation_f']:.3f}) "
                   f"polyphony: channels {row['channel_polyphony']:.2f}, instruments {row['instrument_polyphony']:.2f}",
                   file=sys.stderr)  # fmt: skip
     print(json.dumps(report, indent=1))

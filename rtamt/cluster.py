@@ -373,7 +373,7 @@ def relabel(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], labels: lis
     return [replace(e, timbre=int(label)) for (on, off, _), label in zip(finished, labels) for e in (on, off)]
 
 
-def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int, from_online: bool = False) -> list[int]:
+def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int) -> list[int]:
     """Hindsight clustering of all notes: k-means (scikit-learn, 10 seeded starts) on the whole-note
     embeddings into ``k`` timbres (K given, or the online clusterer's ``timbres_found``). Memory grows with
     the number of notes, not its square, so hour-long files refine too. Returns a timbre index per note,
@@ -384,12 +384,7 @@ def refine(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], k: int, from
     k = min(k, len({e.tobytes() for e in embeddings}))
     if k < 2:
         return [0] * len(finished)
-    online = np.array([on.timbre for on, _, _ in finished])
-    if from_online and len(set(online.tolist())) == k:  # start from the online clusters' centroids
-        start = np.stack([embeddings[online == t].mean(axis=0) for t in sorted(set(online.tolist()))])
-        labels = KMeans(n_clusters=k, init=start, n_init=1).fit_predict(embeddings)
-    else:
-        labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(embeddings)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(embeddings)
     order = np.argsort([on.frame for on, _, _ in finished], kind="stable")
     renumber: dict[int, int] = {}
     for i in order:
