@@ -73,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             assigners: list = []
             events = replay(piece_out, base.tracker.config, config, base.sustain, assigners=assigners)
             row = separation_metrics(reference, events)
+            if not assigners:
+                raise SystemExit(f"{directory}: no timbre model, so no clusterer to compare")
             completed, found = assigners[0].completed, assigners[0].timbres_found
-            row["refined_separation_f"] = separation_metrics(reference, relabel(completed, refine(completed, found)))["separation_f"]
+            refined = relabel(completed, refine(completed, found))
+            row["refined_separation_f"] = separation_metrics(reference, refined)["separation_f"]
             channels: dict[int, list[tuple[float, float]]] = {}
             for on, off in note_pairs(events):
                 channels.setdefault(on.timbre, []).append((on.time_s, off))
