@@ -121,8 +121,9 @@ def transcribe(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = 
     hindsight, into as many timbres as the online clusterer found (K with ``exact``): better for an
     ensemble, worse for one instrument spread over channels (models/README.md, timbre item 16); without
     it the notes keep the channels they streamed on, as ``rtamt live`` sends them. ``mode`` picks the
-    accurate or the low-latency settings; ``models`` a folder of models other than the shipped ones. ``transcriber``: one built beforehand (e.g. with stages inserted into its
-    chain), reused for this stream; its own models and settings then apply."""
+    accurate or the low-latency settings; ``models`` a folder of models other than the shipped ones.
+    ``transcriber``: one built beforehand (e.g. with stages inserted into its chain), reused for this
+    stream; its own models and settings then apply."""
     stats = InputStats()
     if isinstance(audio, (str, os.PathLike)):
         info = probe(audio)
