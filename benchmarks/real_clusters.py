@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtamt.cluster import refine, relabel
+from rtamt.api import refined_events
 from rtamt.evaluate import notes_by_instrument, separation_metrics
 from rtamt.latency import default_cache_dir, piece_dirs, piece_outputs, replay
 from rtamt.models import models_dir
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     directory = args.models or models_dir()
     base = build_transcriber(model_dir=directory, mode=args.mode)
+    if base.assigner is None:
+        raise SystemExit(f"{directory}: no timbre model, so no clusterer to compare")
     pieces = [piece for folder in args.folders for piece in piece_dirs(folder)]
     outputs = [piece_outputs(piece, directory, args.cache) for piece in pieces]
     variants = {"shipped": base.assigner.config}
@@ -73,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             assigners: list = []
             events = replay(piece_out, base.tracker.config, config, base.sustain, assigners=assigners)
             row = separation_metrics(reference, events)
-            if not assigners:
-                raise SystemExit(f"{directory}: no timbre model, so no clusterer to compare")
-            completed, found = assigners[0].completed, assigners[0].timbres_found
-            refined = relabel(completed, refine(completed, found))
+            refined = refined_events(assigners[0].completed, assigners[0].timbres_found)
             row["refined_separation_f"] = separation_metrics(reference, refined)["separation_f"]
             channels: dict[int, list[tuple[float, float]]] = {}
             for on, off in note_pairs(events):

@@ -99,19 +99,16 @@ def main() -> int:
             scores.append((k, separation_metrics(reference, relabel(notes, labels))["separation_f"]))
         return scores
 
-    def score(labels_of: Callable[[Notes, int], list[int]], k_given: bool) -> float:
-        return round(mean_over_counts(per_mix(labels_of, k_given)), 4)
-
-    def by_count(labels_of: Callable[[Notes, int], list[int]]) -> dict[str, float]:
-        scores = per_mix(labels_of, False)
+    def by_count(scores: list[tuple[int, float]]) -> dict[str, float]:
         return {str(k): round(float(np.mean([f for c, f in scores if c == k])), 4) for k in sorted({c for c, _ in scores})}
 
+    unknown = {name: per_mix(method, False) for name, method in K_UNKNOWN.items()}  # each method runs once
     result = {
         "mixes": len(runs),
         "splits": [str(d) for d in args.data],
-        "k_given": {name: score(method, True) for name, method in K_GIVEN.items()},
-        "k_unknown": {name: score(method, False) for name, method in K_UNKNOWN.items()},
-        "k_unknown_by_count": {name: by_count(method) for name, method in K_UNKNOWN.items()},
+        "k_given": {name: round(mean_over_counts(per_mix(method, True)), 4) for name, method in K_GIVEN.items()},
+        "k_unknown": {name: round(mean_over_counts(scores), 4) for name, scores in unknown.items()},
+        "k_unknown_by_count": {name: by_count(scores) for name, scores in unknown.items()},
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -221,7 +221,7 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
     Models from ``model_dir`` (default: the shipped ones)."""
     from itertools import combinations
 
-    from rtamt.cluster import refine, relabel
+    from rtamt.api import refined_events
 
     pieces = sorted(p for p in Path(data_dir).iterdir() if all((p / f"{s}.flac").exists() for s in STEMS))
     if not pieces:
@@ -245,8 +245,8 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                 if refine_with_k and transcriber.assigner is not None:
                     completed, found = transcriber.assigner.completed, transcriber.assigner.timbres_found
                     row["timbres_found"] = found
-                    row["refined_found"] = separation_metrics(reference, relabel(completed, refine(completed, found)))
-                    row["refined_k"] = separation_metrics(reference, relabel(completed, refine(completed, size)))
+                    row["refined_found"] = separation_metrics(reference, refined_events(completed, found))
+                    row["refined_k"] = separation_metrics(reference, refined_events(completed, size))
                 rows.append(row)
                 progress(f"{piece.name} {row['mix']}: online F {online['separation_f']:.3f} "
                          f"({online['channels']} channels for {size})")  # fmt: skip
