@@ -13,12 +13,7 @@ part of the reported latency) and is then sent on the channel of the cluster the
   evidence: short blips (often false positives or transients) stay on the channel they were sent on and
   spawn nothing, so an instrument that only plays shorter notes never gets a channel of its own;
 - real clusters whose centroids converge above ``merge_threshold`` merge into the older one, whose
-  channel carries on; a channel is never reused for another timbre;
-- with ``split_threshold``, a real cluster whose recent notes fall into two groups (2-means over its last
-  ``SPLIT_MEMORY`` notes, each group at least ``split_min_notes``) with centroids under that cosine splits:
-  the larger group keeps the channel, the other gets a new one. A cluster that took in several timbres
-  early on (its centroid then sits between them, near everything) stops absorbing them; notes already
-  sent keep their channel.
+  channel carries on; a channel is never reused for another timbre.
 With ``pedal_join_threshold``, a note decided while the sustain stage has the pedal down joins at that
 cosine instead of ``join_threshold``: a pedal says one struck instrument rings on, across its registers.
 When a note ends, its whole-note embedding replaces its first-frames embedding in its cluster.
@@ -51,14 +46,9 @@ class ClusterConfig:
     exact: bool = False
     register_aware: bool = False  # also compare a note with the cluster's notes nearest its pitch
     pedal_join_threshold: float | None = None  # join_threshold for notes decided with the sustain pedal down
-    split_threshold: float | None = None  # a cluster whose two halves are less alike than this splits
-    split_min_notes: int = 8  # notes each half needs before a split
-    split_overlap: float = 0.0  # share of each half's notes inside the other's pitch range a split needs
 
 
 REGISTER_SEMITONES = 12  # width of the pitch bands a register-aware cluster keeps apart
-SPLIT_MEMORY = 64  # a cluster's most recent notes kept for the split test
-SPLIT_ITERATIONS = 10  # 2-means passes of the split test
 
 
 @dataclass
@@ -71,7 +61,6 @@ class Cluster:
     merged_into: int | None = None
     expired: bool = False
     registers: dict[int, np.ndarray] = field(default_factory=dict)  # pitch band -> sum of its embeddings
-    members: list[tuple[np.ndarray, int | None]] = field(default_factory=list)  # last SPLIT_MEMORY notes
 
     @property
     def centroid(self) -> np.ndarray:
@@ -83,28 +72,6 @@ class Cluster:
         if pitch is not None:
             band = pitch // REGISTER_SEMITONES
             self.registers[band] = self.registers.get(band, np.zeros_like(embedding)) + sign * embedding
-        if sign > 0:
-            self.members.append((embedding, pitch))
-            del self.members[:-SPLIT_MEMORY]
-        else:
-            position = self.member_position(embedding)
-            if position is not None:
-                del self.members[position]
-
-    def member_position(self, embedding: np.ndarray) -> int | None:
-        """Index of the latest kept note with exactly this embedding, if any."""
-        for position in range(len(self.members) - 1, -1, -1):
-            if np.array_equal(self.members[position][0], embedding):
-                return position
-        return None
-
-    def keep_only(self, members: list[tuple[np.ndarray, int | None]]) -> None:
-        """Rebuild the cluster from these notes alone (after a split)."""
-        self.total = np.zeros_like(self.total)
-        self.registers, self.members = {}, []
-        for embedding, pitch in members:
-            self.add(embedding, pitch)
-        self.notes = len(members)
 
     def similarity(self, embedding: np.ndarray, pitch: int | None, register_aware: bool) -> float:
         """Cosine with the centroid or, register-aware, the larger of that and the cosine with the mean
@@ -195,7 +162,6 @@ class OnlineClusterer:
         cluster.last_note = self.note_count
         if cluster.channel is not None:
             self._merge()
-            self._split(self.resolve(index))
 
     def update(self, index: int, first: np.ndarray, full: np.ndarray, novel: bool, frames: int,
                pitch: int | None = None, pedal: bool = False) -> None:  # fmt: skip
@@ -203,13 +169,11 @@ class OnlineClusterer:
         first-frames embedding in its cluster; a novel note's joins the nearest real cluster it is close to,
         or counts as provisional evidence if it lasted ``evidence_min_frames``."""
         if not novel:
-            index = self._holder(self.resolve(index), first)
-            cluster = self.clusters[index]
+            cluster = self.clusters[self.resolve(index)]
             cluster.add(first, pitch, sign=-1.0)
             cluster.add(full, pitch)
             if cluster.channel is not None:
                 self._merge()
-                self._split(self.resolve(index))
             return
         real = self.real()
         sims = self._similarities(real, full, pitch)
@@ -232,36 +196,6 @@ class OnlineClusterer:
             self.clusters[target].channel, self.channels_used = self.channels_used, self.channels_used + 1
             self._merge()
 
-    def _holder(self, index: int, embedding: np.ndarray) -> int:
-        """The cluster that holds a note's embedding: ``index``, or the cluster a split moved it to."""
-        if self.clusters[index].member_position(embedding) is not None:
-            return index
-        for other in self.real():
-            if self.clusters[other].member_position(embedding) is not None:
-                return other
-        return index
-
-    def _split(self, index: int) -> None:
-        """Split a real cluster whose recent notes form two groups less alike than ``split_threshold``."""
-        c = self.config
-        cluster = self.clusters[index]
-        if c.split_threshold is None or len(cluster.members) < 2 * c.split_min_notes or len(self.real()) >= self._limit():
-            return
-        embeddings = np.stack([embedding for embedding, _ in cluster.members])
-        first = two_means(embeddings)
-        kept, moved = (first, ~first) if first.sum() >= (~first).sum() else (~first, first)
-        if moved.sum() < c.split_min_notes or _unit(embeddings[kept].sum(0)) @ _unit(embeddings[moved].sum(0)) >= c.split_threshold:
-            return
-        pitches = np.array([-1 if pitch is None else pitch for _, pitch in cluster.members])
-        if min(_inside(pitches[kept], pitches[moved]), _inside(pitches[moved], pitches[kept])) < c.split_overlap:
-            return  # the groups differ by register: one instrument's low and high notes, most likely
-        members = cluster.members
-        cluster.keep_only([m for m, keep in zip(members, kept) if keep])
-        new = Cluster(np.zeros_like(cluster.total), 0, self.channels_used, self.note_count, self.note_count)
-        self.channels_used += 1
-        new.keep_only([m for m, move in zip(members, moved) if move])
-        self.clusters.append(new)
-
     def _merge(self) -> None:
         real = self.real()
         for a_pos, a in enumerate(real):
@@ -274,7 +208,6 @@ class OnlineClusterer:
                         registers = self.clusters[older].registers
                         registers[band] = registers.get(band, np.zeros_like(total)) + total
                     self.clusters[older].notes += self.clusters[younger].notes
-                    self.clusters[older].members = (self.clusters[older].members + self.clusters[younger].members)[-SPLIT_MEMORY:]
                     self.clusters[younger].merged_into = older
 
     def _expire(self) -> None:
@@ -432,27 +365,6 @@ class TimbreAssigner(Stage):
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(vector)
     return vector / norm if norm > 1e-12 else np.full_like(vector, 1.0 / np.sqrt(max(len(vector), 1)))
-
-
-def _inside(pitches: np.ndarray, others: np.ndarray) -> float:
-    """Share of ``pitches`` within the range of ``others``."""
-    return float(np.mean((pitches >= others.min()) & (pitches <= others.max())))
-
-
-def two_means(embeddings: np.ndarray) -> np.ndarray:
-    """Deterministic 2-means (cosine) of unit vectors: True for the rows in the group of the row least like
-    their mean; the other group starts from the row least like that one."""
-    a = embeddings[int(np.argmin(embeddings @ _unit(embeddings.sum(0))))]
-    b = embeddings[int(np.argmin(embeddings @ a))]
-    group = np.ones(len(embeddings), dtype=bool)
-    for _ in range(SPLIT_ITERATIONS):
-        new_group = embeddings @ a >= embeddings @ b
-        if new_group.all() or not new_group.any() or (new_group == group).all():
-            group = new_group
-            break
-        group = new_group
-        a, b = _unit(embeddings[group].sum(0)), _unit(embeddings[~group].sum(0))
-    return group
 
 
 def relabel(finished: list[tuple[NoteEvent, NoteEvent, np.ndarray]], labels: list[int]) -> list[NoteEvent]:

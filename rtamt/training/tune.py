@@ -493,8 +493,6 @@ CLUSTER_SEARCH: dict[str, list] = {
     "decision_frames": [1, 2, 3, 4, 6],
     "register_aware": [False, True],
     "pedal_join_threshold": [None, 0.5, 0.6, 0.7, 0.8],  # only with the sustain stage replayed (--sustain)
-    "split_threshold": [None, 0.75, 0.8, 0.85, 0.9],
-    "split_min_notes": [4, 8, 12, 16, 24],
 }
 
 # The coordinate search starts from the best point of this grid: how close a note must be to join a
