@@ -9,10 +9,12 @@ online clusterer for the shipped clusterer settings and for each ``--set`` varia
 spawned (K unknown) against the instruments in notes.csv, and separation F (onset F1 of channels matched
 one-to-one to instruments, averaged over instruments; also after the hindsight refinement files get, into
 as many timbres as were found online), and the polyphony of the channels and of the
-instruments: the share of notes that start while another note of the same channel (instrument) sounds. A
-monophonic instrument's channel that stays near zero could tell it from a piano's (it does not: session
-18 measured BACH10's channels as polyphonic as maps-dev's, because they mix instruments). For measurement
-only: the settings are chosen on synthetic validation data (``python -m rtamt.training.tune clusters``).
+instruments: the share of notes that start while another note of the same channel (instrument) sounds, online
+and refined. A monophonic instrument's channel that stays near zero could tell it from a piano's (it does
+not: session 18 measured BACH10's channels as polyphonic as maps-dev's, because they mix instruments, and
+session 28 found refinement lowers it on the piano as much as on the quartets). ``--confusion`` adds, per
+piece, how many notes of each instrument each online channel carries (a note-on counts for an instrument
+when one of its notes of that pitch starts within 50 ms). For measurement only: the settings are chosen on synthetic validation data (``python -m rtamt.training.tune clusters``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,27 @@ def polyphony(notes: list[tuple[float, float]]) -> float:
     return inside / max(len(ordered), 1)
 
 
+def channel_polyphony(events: list) -> float:
+    """Mean :func:`polyphony` of the channels of ``events``."""
+    channels: dict[int, list[tuple[float, float]]] = {}
+    for on, off in note_pairs(events):
+        channels.setdefault(on.timbre, []).append((on.time_s, off))
+    return round(float(np.mean([polyphony(n) for n in channels.values()] or [0.0])), 3)
+
+
+def confusion(reference: dict[str, list[tuple]], events: list, tolerance_s: float = 0.05) -> dict[str, dict[str, int]]:
+    """Per channel, its note-ons counted by the instrument with a note of that pitch starting within
+    ``tolerance_s`` (``"none"`` when no instrument has one)."""
+    table: dict[str, dict[str, int]] = {}
+    for on, _ in note_pairs(events):
+        owner = next((name for name, notes in sorted(reference.items())
+                      if any(pitch == on.pitch and abs(start - on.time_s) <= tolerance_s for start, _, pitch in notes)),
+                     "none")  # fmt: skip
+        row = table.setdefault(str(on.timbre), {})
+        row[owner] = row.get(owner, 0) + 1
+    return dict(sorted(table.items(), key=lambda item: int(item[0])))
+
+
 def parse_value(text: str):
     lowered = text.lower()
     if lowered in ("true", "false"):
@@ -55,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                         help="a clusterer variant to compare with the shipped settings (repeatable)")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="model-output cache folder")
+    parser.add_argument("--confusion", action="store_true", help="per piece, the instruments on each channel")
     args = parser.parse_args(argv)
 
     directory = args.models or models_dir()
@@ -77,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             row = separation_metrics(reference, events)
             refined = refined_events(assigners[0].completed, assigners[0].timbres_found)
             row["refined_separation_f"] = separation_metrics(reference, refined)["separation_f"]
-            channels: dict[int, list[tuple[float, float]]] = {}
-            for on, off in note_pairs(events):
-                channels.setdefault(on.timbre, []).append((on.time_s, off))
-            row["channel_polyphony"] = round(float(np.mean([polyphony(n) for n in channels.values()] or [0.0])), 3)
+            row["channel_polyphony"] = channel_polyphony(events)
+            row["refined_channel_polyphony"] = channel_polyphony(refined)
             row["instrument_polyphony"] = round(float(np.mean([polyphony([(a, b) for a, b, _ in n])
                                                                for n in reference.values()])), 3)  # fmt: skip
+            if args.confusion:
+                row["confusion"] = confusion(reference, events)
             rows[f"{piece.parent.name}/{piece.name}"] = row
         report["variants"][name] = {"config": asdict(config), "pieces": rows}
         print(f"{name}:", file=sys.stderr)
