@@ -67,6 +67,7 @@ bench: $(VENV)/.test
 	$(BIN)/rtamt bench latency --data examples --jack --out $(RESULTS)/latency_duet_jack > /dev/null
 	$(call save,$(RESULTS)/bach10.json,$(BIN)/rtamt eval $(BACH10) --separation --json)
 	$(call save,$(RESULTS)/bach10_low_latency.json,$(BIN)/rtamt eval $(BACH10) --separation --mode low-latency --json)
+	$(call save,$(RESULTS)/bach10_shifts.json,$(BIN)/rtamt eval $(BACH10) --separation --shifts 0 3.9 7.7 --json)
 	$(call save,$(RESULTS)/synthetic_test.json,$(BIN)/rtamt eval --synthetic $(SYNTH_TEST) --limit 30 --json)
 	$(call save,$(RESULTS)/onset_diagnosis.json,$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10))
 	$(call save,$(RESULTS)/onset_diagnosis_low_latency.json,$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) --mode low-latency)

@@ -263,6 +263,20 @@ def main() -> None:
                     + " / ".join(fmt(by_size[k]["online_separation_f"]) for k in by_size if k.isdigit())
                     + f" for {' / '.join(k for k in by_size if k.isdigit())} instruments, channels = K on "
                     f"{fmt(by_size['channels_equal_k_all'], 3)} of all mixes.", ""]
+    shifted = load("bach10_shifts.json")
+    if shifted and "separation" in shifted:
+        by_size = {k: r for k, r in shifted["separation"]["by_size"].items() if k.isdigit()}
+        shifts = list(next(iter(by_size.values()))["online_separation_f_by_shift_ms"])
+        out += [f"**The same music, delayed by {' / '.join(shifts)} ms** (`rtamt eval ../shared/data/bach10 --separation "
+                f"--shifts {' '.join(shifts)} --json`): a delay under a hop moves every note against the analysis frames, "
+                "and nothing else. Online separation F per delay, then pooled:", "",
+                "| K | " + " | ".join(f"delayed {shift} ms" for shift in shifts) + " | pooled | refined, K found online, pooled |",
+                "|---|" + "---|" * (len(shifts) + 2)]  # fmt: skip
+        for k, r in by_size.items():
+            per_shift = r["online_separation_f_by_shift_ms"]
+            out.append(f"| {k} | " + " | ".join(fmt(per_shift[shift]) for shift in shifts)
+                       + f" | {fmt(r['online_separation_f'])} | {fmt(r.get('refined_found_separation_f'))} |")
+        out.append("")
     if synth and "separation_f" in synth.get("synthetic", {}).get("mean", {}):
         m = synth["synthetic"]["mean"]
         out += [f"Synthetic test mixes of held-out timbres (2–5 instruments, {m['separation_mixes']} mixes, online, K "

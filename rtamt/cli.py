@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report["folder"] = {"path": str(args.data), **evaluate_folder(args.data, transcriber, say, args.plot)}
     if args.separation and args.data:
         report["separation"] = evaluate_separation(args.data, progress=say, mode=args.mode, model_dir=args.models,
-                                                   sustain=args.sustain)  # fmt: skip
+                                                   sustain=args.sustain, shifts_ms=tuple(args.shifts))  # fmt: skip
         if not args.per_piece:
             report["separation"].pop("mixes")
     if args.synthetic:
@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--per-piece", action="store_true", help="include every piece's scores")
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
+    evaluate.add_argument("--shifts", type=float, nargs="+", default=[0.0], metavar="MS",
+                          help="with --separation: run every mix delayed by each of these milliseconds too (e.g. 0 3.9 "
+                               "7.7: sub-hop shifts of the same music) and pool them, with the online figure per shift")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     add_models_option(evaluate)
     evaluate.add_argument("--plot", metavar="DIR", type=Path,

@@ -214,12 +214,18 @@ def separation_metrics(reference: dict[str, list[tuple]], events: list[NoteEvent
 
 def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple[int, ...] = (2, 3, 4),
                         progress: Callable[[str], None] = print, mode: str = "accurate",
-                        model_dir: Path | None = None, sustain: bool = True) -> dict:  # fmt: skip
+                        model_dir: Path | None = None, sustain: bool = True,
+                        shifts_ms: tuple[float, ...] = (0.0,)) -> dict:  # fmt: skip
     """Every 2-, 3- and 4-instrument combination of each piece's stems (sums of the stem files), online
     (K unknown), refined with as many timbres as the online clusterer found (K still unknown: what
     ``transcribe --refine`` gives) and refined with K given; separation F, channels spawned against K.
-    Models from ``model_dir`` (default: the shipped ones)."""
-    from itertools import combinations
+    Models from ``model_dir`` (default: the shipped ones).
+
+    With ``shifts_ms``, every mix also runs delayed by each of those milliseconds (silence in front, the
+    labels moved alike): the music is unchanged, only its alignment to the analysis frames moves, so the
+    spread of the figures over the shifts shows how much of a difference between two models or settings
+    is that alignment alone. The summary then pools every shift and adds the online figure per shift."""
+    from itertools import combinations, product
 
     from rtamt.api import refined_events
 
@@ -233,14 +239,17 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
         stems = {name: read_all(piece / f"{name}.flac") for name in STEMS}
         notes = read_notes_csv(piece / "notes.csv")
         for size in sizes:
-            for combo in combinations(STEMS, size):
+            for combo, shift_ms in product(combinations(STEMS, size), shifts_ms):
                 rate = stems[combo[0]][1]
-                mix = np.sum([stems[name][0] for name in combo], axis=0).astype(np.float32)
+                pad = int(round(shift_ms * rate / 1000))
+                mix = np.concatenate([np.zeros(pad), np.sum([stems[name][0] for name in combo], axis=0)]).astype(np.float32)
                 transcriber.start(rate)
                 events = transcriber.chain.run([mix[i : i + 4096] for i in range(0, len(mix), 4096)])
-                reference = {name: [(on, off, m) for on, off, m, inst in notes if inst == name] for name in combo}
+                delay = pad / rate
+                reference = {name: [(on + delay, off + delay, m) for on, off, m, inst in notes if inst == name]
+                             for name in combo}  # fmt: skip
                 online = separation_metrics(reference, events)
-                row = {"piece": piece.name, "mix": "+".join(combo), "k": size, "online": online,
+                row = {"piece": piece.name, "mix": "+".join(combo), "shift_ms": shift_ms, "k": size, "online": online,
                        "onset_f1_all": note_metrics([n for r in reference.values() for n in r], events_to_notes(events))["onset_f1"]}  # fmt: skip
                 if refine_with_k and transcriber.assigner is not None:
                     completed, found = transcriber.assigner.completed, transcriber.assigner.timbres_found
@@ -248,7 +257,8 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
                     row["refined_found"] = separation_metrics(reference, refined_events(completed, found))
                     row["refined_k"] = separation_metrics(reference, refined_events(completed, size))
                 rows.append(row)
-                progress(f"{piece.name} {row['mix']}: online F {online['separation_f']:.3f} "
+                shifted = f" delayed {shift_ms:g} ms" if shift_ms else ""
+                progress(f"{piece.name} {row['mix']}{shifted}: online F {online['separation_f']:.3f} "
                          f"({online['channels']} channels for {size})")  # fmt: skip
     summary = {}
     for size in sizes:
@@ -265,6 +275,10 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
         for key in ("refined_found", "refined_k"):
             if all(key in r for r in mine):
                 entry[f"{key}_separation_f"] = round(float(np.mean([r[key]["separation_f"] for r in mine])), 4)
+        if len(shifts_ms) > 1:
+            entry["online_separation_f_by_shift_ms"] = {
+                f"{shift:g}": round(float(np.mean([r["online"]["separation_f"] for r in mine if r["shift_ms"] == shift])), 4)
+                for shift in shifts_ms}  # fmt: skip
         summary[str(size)] = entry
     summary["channels_equal_k_all"] = round(float(np.mean([r["online"]["channels"] == r["k"] for r in rows])), 4)
     return {"by_size": summary, "mixes": rows}

@@ -85,6 +85,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def _check_eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.separation and args.data is None:
         parser.error("--separation needs DATA_DIR")
+    if args.shifts != [0.0] and not args.separation:
+        parser.error("--shifts delays the mixes of --separation: give --separation too")
+    if any(not 0.0 <= shift <= 1000.0 for shift in args.shifts) or len(set(args.shifts)) != len(args.shifts):
+        parser.error("--shifts: distinct delays from 0 to 1000 ms")
     if args.data is None and args.synthetic is None:
         parser.error(
             "nothing to evaluate: give DATA_DIR (folders of mix.flac + notes.csv) and/or --synthetic SPLIT"

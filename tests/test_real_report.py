@@ -72,9 +72,18 @@ def test_separation_report_refines_with_the_timbres_found_online(tmp_path: Path)
             rows.append(f"{name},{start},{start + 0.7},{midi}")
         sf.write(piece / f"{name}.flac", audio, rate)
     (piece / "notes.csv").write_text("\n".join(rows) + "\n")
-    result = evaluate_separation(tmp_path, sizes=(2,), progress=lambda _: None)
-    assert len(result["mixes"]) == 6 and "refined_found_separation_f" in result["by_size"]["2"]
+    result = evaluate_separation(tmp_path, sizes=(2,), progress=lambda _: None, shifts_ms=(0.0, 3.9))
+    assert len(result["mixes"]) == 12 and "refined_found_separation_f" in result["by_size"]["2"]
     for row in result["mixes"]:
         assert row["refined_found"]["channels"] <= max(row["timbres_found"], 1)
         if row["timbres_found"] == row["k"]:
             assert row["refined_found"] == row["refined_k"]
+    # --shifts: each mix also delayed, labels moved alike; the pooled figure is the mean of the per-shift ones
+    by_size = result["by_size"]["2"]
+    per_shift = by_size["online_separation_f_by_shift_ms"]
+    assert set(per_shift) == {"0", "3.9"} and by_size["mixes"] == 12
+    assert abs(by_size["online_separation_f"] - np.mean(list(per_shift.values()))) < 1e-3
+    assert min(per_shift.values()) > 0.3  # the shifted labels still line up with the shifted notes
+    for shift, f in per_shift.items():
+        rows = [r["online"]["separation_f"] for r in result["mixes"] if f"{r['shift_ms']:g}" == shift]
+        assert len(rows) == 6 and abs(np.mean(rows) - f) < 1e-3

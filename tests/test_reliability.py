@@ -200,6 +200,9 @@ def test_output_commit_removes_the_temporary_file_on_any_failure(tmp_path: Path)
         (["--separation"], "--separation needs DATA_DIR"),
         (["EMPTY"], "no sub-folders with mix.flac and notes.csv"),
         (["NOSTEMS", "--separation"], "has all the stem files"),
+        (["NOSTEMS", "--shifts", "0", "4"], "give --separation too"),
+        (["NOSTEMS", "--separation", "--shifts", "0", "-4"], "distinct delays from 0 to 1000 ms"),
+        (["NOSTEMS", "--separation", "--shifts", "4", "4"], "distinct delays from 0 to 1000 ms"),
     ],
 )
 def test_eval_without_data_says_what_is_missing(
