@@ -14,7 +14,8 @@ and refined. A monophonic instrument's channel that stays near zero could tell i
 not: session 18 measured BACH10's channels as polyphonic as maps-dev's, because they mix instruments, and
 session 28 found refinement lowers it on the piano as much as on the quartets). ``--confusion`` adds, per
 piece, how many notes of each instrument each online channel carries (a note-on counts for an instrument
-when one of its notes of that pitch starts within 50 ms). For measurement only: the settings are chosen on synthetic validation data (``python -m rtamt.training.tune clusters``).
+when one of its notes of that pitch starts within 50 ms). For measurement only: the settings are chosen on
+synthetic validation data (``python -m rtamt.training.tune clusters``).
 """
 
 from __future__ import annotations

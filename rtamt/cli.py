@@ -304,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--separation", action="store_true",
                           help="also every 2/3/4-stem mix of each piece: timbre separation (needs the stem files)")  # fmt: skip
     evaluate.add_argument("--shifts", type=float, nargs="+", default=[0.0], metavar="MS",
-                          help="with --separation: run every mix delayed by each of these milliseconds too (e.g. 0 3.9 "
-                               "7.7: sub-hop shifts of the same music) and pool them, with the online figure per shift")  # fmt: skip
+                          help="with --separation: run every mix once per delay in milliseconds (e.g. 0 3.9 7.7: the "
+                               "same music shifted under a hop) and pool them, with the online figure per delay")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     add_models_option(evaluate)
     evaluate.add_argument("--plot", metavar="DIR", type=Path,

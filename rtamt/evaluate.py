@@ -221,8 +221,8 @@ def evaluate_separation(data_dir: Path, refine_with_k: bool = True, sizes: tuple
     ``transcribe --refine`` gives) and refined with K given; separation F, channels spawned against K.
     Models from ``model_dir`` (default: the shipped ones).
 
-    With ``shifts_ms``, every mix also runs delayed by each of those milliseconds (silence in front, the
-    labels moved alike): the music is unchanged, only its alignment to the analysis frames moves, so the
+    Every mix runs once per delay in ``shifts_ms`` (silence in front, the labels moved alike; by default
+    once, undelayed): the music is unchanged, only its alignment to the analysis frames moves, so the
     spread of the figures over the shifts shows how much of a difference between two models or settings
     is that alignment alone. The summary then pools every shift and adds the online figure per shift."""
     from itertools import combinations, product
