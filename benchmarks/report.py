@@ -146,6 +146,7 @@ def latency_on_recordings() -> list[str]:
                        f"{fmt(c['offset_f1'])} | {rule} |")  # fmt: skip
         out.append("")
     out += onset_alignment_section(load("onset_alignment.json"))
+    out += validation_octaves_section(load("validation_latency_dry.json"), load("validation_latency_rooms.json"))
     swept = [r for r in (_sweep_result(name) for name, _ in REAL_SETS) if r and "sweep" in r]
     if swept:
         out += ["### Latency–accuracy curve over the tracker's decision settings", "",
@@ -190,6 +191,34 @@ def onset_alignment_section(alignment: dict | None) -> list[str]:
         low, high = (octaves[0], octaves[-1]) if octaves else (overall, overall)
         out.append(f"| {name} | {overall['notes']} | {overall['median_ms']:+} ms | {overall['q25_ms']:+} / "
                    f"{overall['q75_ms']:+} ms | {low['median_ms']:+} ms | {high['median_ms']:+} ms |")  # fmt: skip
+    return out + [""]
+
+
+def validation_octaves_section(dry: dict | None, rooms: dict | None) -> list[str]:
+    """Low-latency note-on latency per octave on the validation examples, dry and heard through rooms, beside
+    the recordings' (where the recordings' extra latency comes from)."""
+    if not dry or not rooms:
+        return []
+    columns = [("validation, dry", dry["low-latency"]["by_octave"]), ("validation, rooms", rooms["low-latency"]["by_octave"])]
+    for name, title in REAL_SETS:
+        r = _sweep_result(name)
+        if r:
+            columns.append((name, r["stream"]["by_octave"]))
+    figures = {title: {tuple(row["midi"]): row for row in rows} for title, rows in columns}
+    octaves = sorted({octave for rows in figures.values() for octave in rows})
+    out = [("**Validation against the recordings, per octave** (`python -m rtamt.training.tune stored`, and with "
+            f"`--acoustics {rooms['acoustics']}`: the {dry['examples']} validation examples heard through a room, "
+            "with microphone colour and noise, `rtamt.training.augment.RECORDING`; tracker alone): median note-on "
+            "latency of matched notes, low-latency settings (notes in brackets). Onset F1, dry / rooms: "
+            f"{fmt(dry['low-latency']['onset_f1'])} / {fmt(rooms['low-latency']['onset_f1'])}; median "
+            f"{dry['low-latency']['latency_ms_median']} / {rooms['low-latency']['latency_ms_median']} ms, p95 "
+            f"{dry['low-latency']['latency_ms_p95']} / {rooms['low-latency']['latency_ms_p95']} ms."), "",
+           "| octave (MIDI) | " + " | ".join(title for title, _ in columns) + " |",
+           "|---|" + "---|" * len(columns)]  # fmt: skip
+    for octave in octaves:
+        cells = [f"{rows[octave]['median_ms']} ms ({rows[octave]['notes']})" if octave in rows else "—"
+                 for rows in figures.values()]  # fmt: skip
+        out.append(f"| {octave[0]}–{octave[1]} | " + " | ".join(cells) + " |")
     return out + [""]
 
 

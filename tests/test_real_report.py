@@ -40,6 +40,25 @@ def test_the_report_has_every_dev_set_beside_basic_pitch(tmp_path: Path) -> None
     assert load_report(tmp_path / "none").real_sets() == []
 
 
+def test_validation_latency_sits_beside_the_recordings_per_octave(tmp_path: Path) -> None:
+    def octave(low: int, median: float, notes: int) -> dict:
+        return {"midi": [low, low + 11], "notes": notes, "median_ms": median}
+
+    def stored(acoustics: int | None, rows: list[dict]) -> dict:
+        figures = {"onset_f1": 0.67, "offset_f1": 0.36, "latency_ms_median": 41.5, "latency_ms_p95": 138.3}
+        return {"examples": 80, "acoustics": acoustics, "low-latency": {**figures, "by_octave": rows}}
+
+    report = load_report(tmp_path)
+    dry, rooms = stored(None, [octave(48, 57.0, 10), octave(60, 38.7, 20)]), stored(0, [octave(60, 40.8, 19)])
+    (tmp_path / "latency_sweep.json").write_text(json.dumps([{"data": "../shared/data/bach10",
+                                                              "stream": {"by_octave": [octave(36, 95.7, 5)]}}]))  # fmt: skip
+    lines = report.validation_octaves_section(dry, rooms)
+    assert "| octave (MIDI) | validation, dry | validation, rooms | bach10 |" in lines
+    assert "| 36–47 | — | — | 95.7 ms (5) |" in lines and "| 60–71 | 38.7 ms (20) | 40.8 ms (19) | — |" in lines
+    assert "`--acoustics 0`" in lines[0]
+    assert report.validation_octaves_section(dry, None) == []
+
+
 def test_eval_reports_channels_per_piece() -> None:
     pytest.importorskip("mir_eval")
     from rtamt.evaluate import evaluate_folder

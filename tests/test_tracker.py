@@ -380,7 +380,8 @@ def test_calibration_keeps_stored_tables_that_score_higher() -> None:
     assert not fresh_figures["kept"] and matches_per_pitch(fresh, data).sum() < 15
 
 
-def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """``tune stored`` scores each tracker setting the model stores on the (cached) validation outputs: a
     clear onset and frame at every reference note scores onset F1 1 in both modes."""
     import json
@@ -404,6 +405,15 @@ def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pyt
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 1
     assert report["accurate"]["onset_f1"] == 1.0 and report["low-latency"]["onset_f1"] == 1.0
+    octaves = report["low-latency"]["by_octave"]  # C3-B3 holds two of the notes, C4-B4 the third
+    assert [(row["midi"], row["notes"]) for row in octaves] == [([48, 59], 2), ([60, 71], 1)]
+    # the acoustics seed is part of the cache key: the dry outputs are not reused for rooms
+    from rtamt.training import tune
+
+    heard: list = []
+    monkeypatch.setattr(tune, "probabilities", lambda model, split, limit, acoustics: heard.append(acoustics) or [])
+    assert tune.cached_probabilities(model, list(VALIDATION), 40, cache)[0][1] == reference and heard == []
+    assert tune.cached_probabilities(model, list(VALIDATION), 40, cache, acoustics=0) == [] and heard == [0, 0]
 
 
 def test_tune_cache_reuses_results_only_under_the_same_key(tmp_path) -> None:

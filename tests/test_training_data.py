@@ -119,6 +119,27 @@ def test_augmentation_keeps_audio_usable_and_reports_detune() -> None:
     assert 2 ** (-30 / 1200) <= scale <= 2 ** (30 / 1200)
 
 
+def test_validation_acoustics_are_a_room_drawn_from_the_seed() -> None:
+    from pathlib import Path
+
+    from rtamt.training.tune import recorded
+
+    click = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    click[100] = 0.5
+    split = Path("data/synth/valid")
+    assert recorded(click, None, split, 0) is click  # dry unless a seed is given
+    heard = recorded(click, 0, split, 3)
+    assert len(heard) == len(click) and np.array_equal(heard, recorded(click, 0, split, 3))
+    assert not np.array_equal(heard, recorded(click, 1, split, 3))
+    assert not np.array_equal(heard, recorded(click, 0, split, 4))
+    assert not np.array_equal(heard, recorded(click, 0, Path("data/synth-live/valid"), 3))
+    for seed in range(5):  # every example gets a room: the click rings on, then dies away under any noise
+        heard = recorded(click, seed, split, 0).astype(np.float64)
+        early = np.sum(heard[110 : 110 + SAMPLE_RATE // 20] ** 2)
+        late = np.sum(heard[-SAMPLE_RATE // 10 :] ** 2)
+        assert early > 10 * late
+
+
 @needs_synth
 def test_tiny_build_writes_shards_that_the_dataset_reads(tmp_path, monkeypatch) -> None:
     from rtamt.training.dataset import MAX_SLOTS, ShardSet, SynthCrops

@@ -31,6 +31,12 @@ class AugmentConfig:
     p_clip: float = 0.05
 
 
+# How a recording sounds, for validation (`python -m rtamt.training.tune --acoustics SEED`): a microphone always
+# hears a room, so the room is always there; colour, noise and level range as in training; no detuning (the
+# labels stay exact) and no clipping.
+RECORDING = AugmentConfig(p_detune=0.0, p_reverb=1.0, p_clip=0.0)
+
+
 def room_impulse(rng: np.random.Generator, rt60_s: float, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Synthetic room: direct sound, a few early reflections, exponentially decaying noise tail."""
     length = int(rt60_s * rate)

@@ -4,8 +4,10 @@
     python -m rtamt.training.tune --mode low-latency --max-latency-ms 45 --max-latency-p95-ms 100 --write  # live
     python -m rtamt.training.tune curve --limits 30 35 40 45 50 60 80 --workers 2 --write  # --latency-budget
     python -m rtamt.training.tune leads --write  # onset-time calibration of every stored setting
+    python -m rtamt.training.tune stored --acoustics 0  # stored settings' figures, per octave, heard in rooms
     (the tracker's searches pool the first --limit examples of data/synth/valid and data/synth-live/valid;
-    --cache FILE keeps the backbone's outputs for the next search of the same model, splits and limit)
+    --cache FILE keeps the backbone's outputs for the next search of the same model, splits and limit;
+    --acoustics SEED hears every example through a room drawn from the seed instead of dry)
     python -m rtamt.training.data build --out data/synth-valid2 --seed 1 --hours 0 --valid-hours 1 --test-hours 0
     python -m rtamt.training.tune clusters --data data/synth/valid data/synth-valid2/valid --limit 200 --workers 2 --write
     python -m rtamt.training.tune clusters --mode low-latency --max-decision-frames 2 \
@@ -79,8 +81,22 @@ Data = list[tuple[np.ndarray, list[tuple]]]
 VALIDATION = [Path("data/synth/valid"), Path("data/synth-live/valid")]
 
 
-def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
-    """Backbone outputs (n, 2, 84) and reference notes of the first ``limit`` examples."""
+def recorded(audio: np.ndarray, acoustics: int | None, split_dir: Path, index: int) -> np.ndarray:
+    """``audio`` as a microphone in a room would hear it (augment.RECORDING), drawn from the seed ``acoustics``,
+    the split and the example's index; unchanged when ``acoustics`` is None."""
+    if acoustics is None:
+        return audio
+    from zlib import crc32
+
+    from rtamt.training.augment import RECORDING, augment
+
+    rng = np.random.default_rng([acoustics, crc32(str(split_dir).encode()), index])
+    return augment(audio, rng, RECORDING)[0]  # no detuning: the time scale is 1
+
+
+def probabilities(model: Path, split_dir: Path, limit: int, acoustics: int | None = None) -> Data:
+    """Backbone outputs (n, 2, 84) and reference notes of the first ``limit`` examples (heard through a room,
+    see :func:`recorded`, when ``acoustics`` is a seed)."""
     from rtamt.training.dataset import ShardSet
 
     backbone = Backbone(model)
@@ -89,22 +105,30 @@ def probabilities(model: Path, split_dir: Path, limit: int) -> Data:
     out = []
     for index, example in enumerate(shards.examples[:limit]):
         chain.reset()
-        probs = chain.run([shards.segment(index, 0, example.length)])
+        probs = chain.run([recorded(shards.segment(index, 0, example.length), acoustics, split_dir, index)])
         out.append((probs, [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes]))
         print(f"\rbackbone {index + 1}/{min(limit, len(shards.examples))}", end="", file=sys.stderr)
     print(file=sys.stderr)
     return out
 
 
+def acoustics_argument(parser: argparse.ArgumentParser) -> None:
+    """--acoustics SEED: the validation examples heard through rooms (:func:`recorded`) instead of dry."""
+    parser.add_argument("--acoustics", type=int, default=None, metavar="SEED",
+                        help="hear every example through a room, with colour and noise, drawn from this seed "
+                             "(augment.RECORDING), instead of dry")  # fmt: skip
+
+
 def validation_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --data, --limit and --cache: the backbone and the validation examples a tracker search
-    replays, and where their outputs are kept."""
+    """--model, --data, --limit, --cache and --acoustics: the backbone and the validation examples a tracker
+    search replays, how they are heard, and where their outputs are kept."""
     parser.add_argument("--model", type=Path, default=Path("models/backbone.onnx"))
     parser.add_argument("--data", type=Path, nargs="+", default=VALIDATION,
                         help="validation splits, their examples pooled")
     parser.add_argument("--limit", type=int, default=40, help="validation examples to use from each split")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the backbone's outputs in this file and reuse them (same model, data and limit)")
+    acoustics_argument(parser)
 
 
 def graph_digest(model: Path) -> str:
@@ -130,11 +154,13 @@ def cached(cache: Path | None, key: tuple, compute: Callable[[], list]) -> list:
     return data
 
 
-def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None) -> Data:
+def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Path | None,
+                         acoustics: int | None = None) -> Data:  # fmt: skip
     """:func:`probabilities` of the first ``limit`` examples of each split, pooled, kept in ``cache`` (keyed
-    by the model's graph, the splits and the limit)."""
-    key = (graph_digest(model), [str(s) for s in splits], limit)
-    return cached(cache, key, lambda: [example for split in splits for example in probabilities(model, split, limit)])
+    by the model's graph, the splits, the limit and the acoustics seed)."""
+    key = (graph_digest(model), [str(s) for s in splits], limit) + (() if acoustics is None else (acoustics,))
+    return cached(cache, key, lambda: [example for split in splits
+                                       for example in probabilities(model, split, limit, acoustics)])  # fmt: skip
 
 
 Score = tuple[float, float, float, float]
@@ -244,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     backbone = Backbone(args.model)
     key = "tracker_low_latency" if args.mode == "low-latency" else "tracker"
     start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
-    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
     best, (onset, offset, latency, p95) = search(data, backbone.lookahead, args.rounds, args.max_latency_ms, start,
                                                  args.max_latency_p95_ms, args.workers, objective=args.objective)  # fmt: skip
     provenance = {"split": " ".join(map(str, args.data)), "examples": len(data), "onset_f1": round(onset, 4),
                   "offset_f1": round(offset, 4), "latency_ms_median": round(latency, 1),
                   "latency_ms_p95": round(p95, 1), "max_latency_ms": args.max_latency_ms,
-                  "max_latency_p95_ms": args.max_latency_p95_ms, "rate": SAMPLE_RATE, "objective": args.objective}  # fmt: skip
+                  "max_latency_p95_ms": args.max_latency_p95_ms, "rate": SAMPLE_RATE, "objective": args.objective,
+                  "acoustics": args.acoustics}  # fmt: skip
     print(json.dumps({key: best.__dict__, **provenance}, indent=2))
     if args.write:
         write_metadata(args.model, key, best.to_json())
@@ -259,23 +286,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
+def latency_by_octave(config: TrackerConfig, data: Data, lookahead: int) -> list[dict]:
+    """Note-on latency of the matched notes per octave, pooled over the examples (as ``rtamt bench latency``
+    reports it for recordings)."""
+    from rtamt.latency import by_octave, matched_latencies
+
+    latency, pitches = [], []
+    tracker = NoteTracker(config)
+    for probs, reference in data:
+        tracker.reset()
+        seconds, pitch, _ = matched_latencies(reference, tracker.process(probs) + tracker.flush(), lookahead * HOP_S)
+        latency.append(seconds)
+        pitches.append(pitch)
+    return by_octave(np.concatenate(latency), np.concatenate(pitches))
+
+
 def main_stored(argv: list[str]) -> int:
     """python -m rtamt.training.tune stored --model X.onnx --cache F: the score of each tracker setting the
     model stores (``accurate``, ``low-latency``) on the validation examples, without a search (how a
-    candidate model is compared with the shipped one at the shipped settings)."""
+    candidate model is compared with the shipped one at the shipped settings), with the note-on latency
+    per octave."""
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune stored")
     validation_arguments(parser)
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
-    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
-    report = {"model": str(args.model), "examples": len(data)}
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
+    report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics}
     for mode in MODES:
         key = settings_key(backbone.meta, "tracker", mode)
         if key is None:
             continue
-        onset, offset, median, p95 = score(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead)
+        config = TrackerConfig.from_json(backbone.meta[key])
+        onset, offset, median, p95 = score(config, data, backbone.lookahead)
         report[mode] = {"onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
-                        "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1)}  # fmt: skip
+                        "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1),
+                        "by_octave": latency_by_octave(config, data, backbone.lookahead)}  # fmt: skip
     print(json.dumps(report, indent=2))
     return 0
 
@@ -320,9 +365,10 @@ def main_curve(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
     start = TrackerConfig.from_json(backbone.meta["tracker"]) if "tracker" in backbone.meta else None
-    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
     curve = trace_curve(data, backbone.lookahead, args.limits, start, args.rounds, args.workers)
-    provenance = {"split": " ".join(map(str, args.data)), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE}
+    provenance = {"split": " ".join(map(str, args.data)), "examples": len(data), "limits_ms": args.limits, "rate": SAMPLE_RATE,
+                  "acoustics": args.acoustics}
     print(json.dumps({"tracker_curve": curve, **provenance}, indent=2))
     if args.write:
         write_metadata(args.model, "tracker_curve", json.dumps(curve))
@@ -403,7 +449,7 @@ def main_leads(argv: list[str]) -> int:
     parser.add_argument("--write", action="store_true", help="store the calibrated settings in the model file")
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
-    data = cached_probabilities(args.model, args.data, args.limit, args.cache)
+    data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
     report, entries = {}, {}
     for key in ("tracker", "tracker_low_latency"):
         if key not in backbone.meta:
@@ -411,7 +457,8 @@ def main_leads(argv: list[str]) -> int:
         config, figures = calibrate(TrackerConfig.from_json(backbone.meta[key]), data, backbone.lookahead, args.max_lead)
         provenance = json.loads(backbone.meta.get(f"{key}_provenance", "{}"))
         provenance.update(stored_figures(figures["with"]))
-        provenance["onset_leads"] = {"split": " ".join(map(str, args.data)), "examples": len(data), "max_lead": args.max_lead, **figures}
+        provenance["onset_leads"] = {"split": " ".join(map(str, args.data)), "examples": len(data), "max_lead": args.max_lead,
+                                     "acoustics": args.acoustics, **figures}
         entries[key], entries[f"{key}_provenance"] = config.to_json(), json.dumps(provenance)
         report[key] = figures
     if "tracker_curve" in backbone.meta:
@@ -446,10 +493,12 @@ class RecordedChain:
 ClusterData = list[tuple[np.ndarray, dict[str, list[tuple]]]]
 
 
-def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int = 1) -> ClusterData:
+def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int = 1,
+                 acoustics: int | None = None) -> ClusterData:  # fmt: skip
     """Backbone + timbre encoder outputs (n, 2 + D, 84) and per-instrument reference notes of the first
     ``limit`` examples with at least ``min_instruments`` instruments, taken from the splits in order (solo
-    examples score whether one instrument stays on one channel)."""
+    examples score whether one instrument stays on one channel); heard through a room (:func:`recorded`)
+    when ``acoustics`` is a seed."""
     from rtamt.backbone import NoteModels, TimbreEncoder
     from rtamt.training.dataset import ShardSet
 
@@ -468,7 +517,7 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
             if len(slots) < min_instruments:
                 continue
             chain.reset()
-            frames = chain.run([shards.segment(index, 0, example.length)])
+            frames = chain.run([recorded(shards.segment(index, 0, example.length), acoustics, split_dir, index)])
             reference = {str(k): [(float(n[0]), float(n[1]), int(n[2])) for n in example.notes if int(n[4]) == k] for k in slots}
             out.append((frames, reference))
             print(f"\rmodels {len(out)}/{limit}", end="", file=sys.stderr)
@@ -477,12 +526,12 @@ def model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instru
 
 
 def cached_model_frames(model_dir: Path, split_dirs: list[Path], limit: int, min_instruments: int,
-                        cache: Path | None) -> ClusterData:  # fmt: skip
-    """:func:`model_frames`, kept in ``cache`` (keyed by both models' graphs, the splits, the limit and the
-    instrument minimum)."""
+                        cache: Path | None, acoustics: int | None = None) -> ClusterData:  # fmt: skip
+    """:func:`model_frames`, kept in ``cache`` (keyed by both models' graphs, the splits, the limit, the
+    instrument minimum and the acoustics seed)."""
     digests = (graph_digest(model_dir / "backbone.onnx"), graph_digest(model_dir / "timbre.onnx"))
-    key = (digests, [str(d) for d in split_dirs], limit, min_instruments)
-    return cached(cache, key, lambda: model_frames(model_dir, split_dirs, limit, min_instruments))
+    key = (digests, [str(d) for d in split_dirs], limit, min_instruments) + (() if acoustics is None else (acoustics,))
+    return cached(cache, key, lambda: model_frames(model_dir, split_dirs, limit, min_instruments, acoustics))
 
 
 CLUSTER_SEARCH: dict[str, list] = {
@@ -636,6 +685,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
                         help="walk only these settings, from the stored ones (no grid)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="pickle file keeping the models' outputs on the examples between runs")
+    acoustics_argument(parser)
     parser.add_argument("--sustain", action="store_true",
                         help="replay the sustain stage (models' sustain.onnx) between tracker and clusterer, as the chain does")
     parser.add_argument("--write", action="store_true")
@@ -643,7 +693,7 @@ def main_clusters(argv: list[str] | None = None) -> int:
     backbone = Backbone(args.models / "backbone.onnx")
     tracker_key = settings_key(backbone.meta, "tracker", args.mode)
     tracker = TrackerConfig.from_json(backbone.meta[tracker_key]) if tracker_key else TrackerConfig()
-    data = cached_model_frames(args.models, args.data, args.limit, args.min_instruments, args.cache)
+    data = cached_model_frames(args.models, args.data, args.limit, args.min_instruments, args.cache, args.acoustics)
     key = "clusterer_low_latency" if args.mode == "low-latency" else "clusterer"
     encoder_meta = TimbreEncoder(args.models / "timbre.onnx").meta
     stored = ClusterConfig(**json.loads(encoder_meta[key])) if key in encoder_meta else None
@@ -654,13 +704,15 @@ def main_clusters(argv: list[str] | None = None) -> int:
                                        args.only, sustain_path)  # fmt: skip
     settings = {k: v for k, v in asdict(best).items() if k not in ("max_clusters", "exact")}
     print(json.dumps({"clusterer": settings, "separation_f": round(f, 4), "channels_equal_k": round(exact, 3),
-                      "mixes": len(data), "splits": [str(d) for d in args.data], "sustain": args.sustain}, indent=2))  # fmt: skip
+                      "mixes": len(data), "splits": [str(d) for d in args.data], "sustain": args.sustain,
+                      "acoustics": args.acoustics}, indent=2))  # fmt: skip
     if args.write:
         write_metadata(args.models / "timbre.onnx", key, json.dumps(settings))
         write_metadata(args.models / "timbre.onnx", f"{key}_provenance",
                        json.dumps({"splits": [str(d) for d in args.data], "mixes": len(data),
                                    "min_instruments": args.min_instruments, "separation_f": round(f, 4),
-                                   "channels_equal_k": round(exact, 3), "sustain": args.sustain}))  # fmt: skip
+                                   "channels_equal_k": round(exact, 3), "sustain": args.sustain,
+                                   "acoustics": args.acoustics}))  # fmt: skip
     return 0
 
 
