@@ -71,6 +71,7 @@ bench: $(VENV)/.test
 	$(call save,$(RESULTS)/synthetic_test.json,$(BIN)/rtamt eval --synthetic $(SYNTH_TEST) --limit 30 --json)
 	$(call save,$(RESULTS)/onset_diagnosis.json,$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10))
 	$(call save,$(RESULTS)/onset_diagnosis_low_latency.json,$(BIN)/python benchmarks/onset_diagnosis.py $(BACH10) --mode low-latency)
+	$(call save,$(RESULTS)/onset_diagnosis_maps_low_latency.json,$(BIN)/python benchmarks/onset_diagnosis.py $(MAPS) --mode low-latency)
 	test -d data/synth-live/valid || $(BIN)/python -m rtamt.training.data build --profile live --hours 0 --valid-hours 0.5 --test-hours 0 --seed 3 --out data/synth-live
 	$(call save,$(RESULTS)/validation_latency_dry.json,$(BIN)/python -m rtamt.training.tune stored)
 	$(call save,$(RESULTS)/validation_latency_rooms.json,$(BIN)/python -m rtamt.training.tune stored --acoustics 0)

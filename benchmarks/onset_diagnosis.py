@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rtamt.audio import probe, read_blocks
-from rtamt.constants import HOP_S, MIDI_MIN
-from rtamt.evaluate import matched_note_ons, note_on_latency_s, read_notes_csv
+from rtamt.evaluate import matched_note_ons, note_on_latency_s, onset_peak_summary, onset_peaks, read_notes_csv
 from rtamt.pipeline import MODES, build_transcriber
 from rtamt.tracker import NoteTracker
 
@@ -37,20 +36,14 @@ def diagnose(data_dir: Path, model_dir: Path | None, mode: str) -> dict:
         tracker = NoteTracker(transcriber.tracker.config)
         events = tracker.process(probs) + tracker.flush()
         reference = [(on, off, midi) for on, off, midi, _ in read_notes_csv(piece / "notes.csv")]
-        for onset_s, _, midi in reference:
-            frame = int(round(onset_s / HOP_S))
-            window = probs[max(0, frame - NEAR_FRAMES) : frame + NEAR_FRAMES + 1, 0, midi - MIDI_MIN]
-            peaks_at_onsets.append(float(window.max()) if len(window) else 0.0)
+        peaks_at_onsets += onset_peaks(probs, reference, NEAR_FRAMES)
         for index, event in matched_note_ons(reference, events):
             delay = event.decided - event.frame
             started["onset peak" if delay <= 1 else "sustained start"] += 1
             latency_ms = 1000 * note_on_latency_s(event, reference[index][0], transcriber.emit_delay_s)
             by_delay["0 frames" if delay <= 0 else "1 frame" if delay == 1 else "2+ frames"].append(latency_ms)
-    peaks = np.array(peaks_at_onsets)
     return {
-        "notes": len(peaks),
-        "onset_probability_at_true_onsets": {f"p{q}": round(float(np.percentile(peaks, q)), 3) for q in (10, 25, 50, 75, 90)},
-        "share_above": {str(t): round(float(np.mean(peaks > t)), 3) for t in (0.1, 0.2, 0.3, 0.4, 0.5)},
+        **onset_peak_summary(peaks_at_onsets),
         "correct_notes_started_by": started,
         "latency_ms_by_decision_delay": {
             name: {"share": round(len(v) / max(sum(map(len, by_delay.values())), 1), 3),

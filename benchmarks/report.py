@@ -212,7 +212,11 @@ def validation_octaves_section(dry: dict | None, rooms: dict | None) -> list[str
             "latency of matched notes, low-latency settings (notes in brackets). Onset F1, dry / rooms: "
             f"{fmt(dry['low-latency']['onset_f1'])} / {fmt(rooms['low-latency']['onset_f1'])}; median "
             f"{dry['low-latency']['latency_ms_median']} / {rooms['low-latency']['latency_ms_median']} ms, p95 "
-            f"{dry['low-latency']['latency_ms_p95']} / {rooms['low-latency']['latency_ms_p95']} ms."), "",
+            f"{dry['low-latency']['latency_ms_p95']} / {rooms['low-latency']['latency_ms_p95']} ms. The onset head's "
+            "median peak within 4 frames of a true onset, dry / rooms: "
+            f"{dry['onset_head']['onset_probability_at_true_onsets']['p50']} / "
+            f"{rooms['onset_head']['onset_probability_at_true_onsets']['p50']} (BACH10's in "
+            "`results/onset_diagnosis.json`)."), "",
            "| octave (MIDI) | " + " | ".join(title for title, _ in columns) + " |",
            "|---|" + "---|" * len(columns)]  # fmt: skip
     for octave in octaves:

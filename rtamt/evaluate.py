@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rtamt.audio import probe, read_all, read_blocks
-from rtamt.constants import HOP_S, SAMPLE_RATE, pitch_to_hz
+from rtamt.constants import HOP_S, MIDI_MIN, SAMPLE_RATE, pitch_to_hz
 from rtamt.pipeline import Transcriber, build_transcriber
 from rtamt.tracker import NoteEvent, events_to_notes
 
@@ -115,6 +115,25 @@ def note_on_latency_s(on: NoteEvent, onset_s: float, emit_delay_s: float) -> flo
 def onset_latencies(reference: list[tuple], events: list[NoteEvent], emit_delay_s: float) -> np.ndarray:
     """Stream-time note-on latency (:func:`note_on_latency_s`) of each matched note."""
     return np.array([note_on_latency_s(on, reference[i][0], emit_delay_s) for i, on in matched_note_ons(reference, events)])
+
+
+def onset_peaks(probs: np.ndarray, reference: list[tuple], near_frames: int = 4) -> list[float]:
+    """For each reference note, the onset head's highest probability at its pitch within ``near_frames``
+    frames of its onset (``probs``: the backbone's (n, 2, 84) outputs)."""
+    peaks = []
+    for onset_s, _, midi in reference:
+        frame = int(round(onset_s / HOP_S))
+        window = probs[max(0, frame - near_frames) : frame + near_frames + 1, 0, int(midi) - MIDI_MIN]
+        peaks.append(float(window.max()) if len(window) else 0.0)
+    return peaks
+
+
+def onset_peak_summary(peaks: list[float]) -> dict:
+    """Percentiles of :func:`onset_peaks` and the share of notes over each threshold."""
+    values = np.array(peaks)
+    return {"notes": len(values),
+            "onset_probability_at_true_onsets": {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (10, 25, 50, 75, 90)},
+            "share_above": {str(t): round(float(np.mean(values > t)), 3) for t in (0.1, 0.2, 0.3, 0.4, 0.5)}}  # fmt: skip
 
 
 def run_stream(transcriber: Transcriber, blocks: Iterable[np.ndarray]) -> tuple[list[NoteEvent], float]:

@@ -46,7 +46,8 @@ def test_validation_latency_sits_beside_the_recordings_per_octave(tmp_path: Path
 
     def stored(acoustics: int | None, rows: list[dict]) -> dict:
         figures = {"onset_f1": 0.67, "offset_f1": 0.36, "latency_ms_median": 41.5, "latency_ms_p95": 138.3}
-        return {"examples": 80, "acoustics": acoustics, "low-latency": {**figures, "by_octave": rows}}
+        return {"examples": 80, "acoustics": acoustics, "low-latency": {**figures, "by_octave": rows},
+                "onset_head": {"onset_probability_at_true_onsets": {"p50": 0.2}}}
 
     report = load_report(tmp_path)
     dry, rooms = stored(None, [octave(48, 57.0, 10), octave(60, 38.7, 20)]), stored(0, [octave(60, 40.8, 19)])

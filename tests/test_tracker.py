@@ -405,6 +405,8 @@ def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pyt
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 1
     assert report["accurate"]["onset_f1"] == 1.0 and report["low-latency"]["onset_f1"] == 1.0
+    assert report["onset_head"]["notes"] == 3 and report["onset_head"]["share_above"]["0.5"] == 1.0
+    assert report["onset_head"]["onset_probability_at_true_onsets"]["p10"] == pytest.approx(0.95)
     octaves = report["low-latency"]["by_octave"]  # C3-B3 holds two of the notes, C4-B4 the third
     assert [(row["midi"], row["notes"]) for row in octaves] == [([48, 59], 2), ([60, 71], 1)]
     # the acoustics seed is part of the cache key: the dry outputs are not reused for rooms

@@ -305,13 +305,17 @@ def main_stored(argv: list[str]) -> int:
     """python -m rtamt.training.tune stored --model X.onnx --cache F: the score of each tracker setting the
     model stores (``accurate``, ``low-latency``) on the validation examples, without a search (how a
     candidate model is compared with the shipped one at the shipped settings), with the note-on latency
-    per octave."""
+    per octave and how strongly the onset head fires at the true onsets (as benchmarks/onset_diagnosis.py
+    reports it for recordings)."""
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune stored")
     validation_arguments(parser)
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
     data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
-    report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics}
+    from rtamt.evaluate import onset_peak_summary, onset_peaks
+
+    report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics,
+              "onset_head": onset_peak_summary([peak for probs, reference in data for peak in onset_peaks(probs, reference)])}  # fmt: skip
     for mode in MODES:
         key = settings_key(backbone.meta, "tracker", mode)
         if key is None:
