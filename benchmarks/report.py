@@ -138,12 +138,17 @@ def latency_on_recordings() -> list[str]:
                  f"`tracker_curve`, chosen by `python -m rtamt.training.tune curve --limits "
                  f"{' '.join(f'{x:g}' for x in provenance['limits_ms'])}` on {provenance['examples']} validation "
                  f"examples of {provenance['split']}, then calibrated by `tune leads`): validation figures, stream "
-                 "time, tracker alone (no clusterer window)."), "",
-                "| limit | note-on latency median / p95 | onset F1 | with-offset F1 | onset rule |", "|---|---|---|---|---|"]  # fmt: skip
+                 "time, tracker alone (no clusterer window). The last column scores the same settings on the same "
+                 "examples heard through rooms (`python -m rtamt.training.tune stored --acoustics 0`)."), "",
+                "| limit | note-on latency median / p95 | onset F1 | with-offset F1 | onset rule | in rooms: median / p95, onset F1 |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+        in_rooms = {c["label"]: c for c in (load("validation_latency_rooms.json") or {}).get("curve", [])}
         for c in curve["points"]:
             rule = f"rise, placed {c['tracker']['rise_backdate_frames']} frame(s) earlier" if c["tracker"].get("onset_rise") else "peak"
+            room = in_rooms.get(c["label"])
+            room_cell = f"{room['latency_ms_median']} / {room['latency_ms_p95']} ms, {fmt(room['onset_f1'])}" if room else "—"
             out.append(f"| {c['label']} | {c['latency_ms_median']} / {c['latency_ms_p95']} ms | {fmt(c['onset_f1'])} | "
-                       f"{fmt(c['offset_f1'])} | {rule} |")  # fmt: skip
+                       f"{fmt(c['offset_f1'])} | {rule} | {room_cell} |")  # fmt: skip
         out.append("")
     out += onset_alignment_section(load("onset_alignment.json"))
     out += validation_octaves_section(load("validation_latency_dry.json"), load("validation_latency_rooms.json"))

@@ -387,6 +387,7 @@ def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pyt
     import json
     import pickle
 
+    from rtamt.backbone import Backbone
     from rtamt.models import models_dir
     from rtamt.training.tune import VALIDATION, graph_digest, main
 
@@ -405,6 +406,9 @@ def test_stored_settings_are_scored_without_a_search(tmp_path: Path, capsys: pyt
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 1
     assert report["accurate"]["onset_f1"] == 1.0 and report["low-latency"]["onset_f1"] == 1.0
+    curve = json.loads(Backbone(model).meta["tracker_curve"])  # every point --latency-budget picks from
+    assert [point["label"] for point in report["curve"]] == [point["label"] for point in curve]
+    assert all(point["onset_f1"] == 1.0 for point in report["curve"])
     assert report["onset_head"]["notes"] == 3 and report["onset_head"]["share_above"]["0.5"] == 1.0
     assert report["onset_head"]["onset_probability_at_true_onsets"]["p10"] == pytest.approx(0.95)
     octaves = report["low-latency"]["by_octave"]  # C3-B3 holds two of the notes, C4-B4 the third

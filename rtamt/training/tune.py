@@ -40,7 +40,7 @@ import numpy as np
 from rtamt.backbone import Backbone
 from rtamt.chain import Chain
 from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
-from rtamt.evaluate import note_metrics, onset_latencies
+from rtamt.evaluate import note_metrics, onset_latencies, onset_peak_summary, onset_peaks
 from rtamt.frontend import model_analysis_stages
 from rtamt.pipeline import MODES, settings_key
 from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes, track_whole
@@ -304,15 +304,19 @@ def latency_by_octave(config: TrackerConfig, data: Data, lookahead: int) -> list
 def main_stored(argv: list[str]) -> int:
     """python -m rtamt.training.tune stored --model X.onnx --cache F: the score of each tracker setting the
     model stores (``accurate``, ``low-latency``) on the validation examples, without a search (how a
-    candidate model is compared with the shipped one at the shipped settings), with the note-on latency
-    per octave and how strongly the onset head fires at the true onsets (as benchmarks/onset_diagnosis.py
-    reports it for recordings)."""
+    candidate model is compared with the shipped one at the shipped settings) and of each point of its
+    latency curve, with the note-on latency per octave and how strongly the onset head fires at the true
+    onsets (as benchmarks/onset_diagnosis.py reports it for recordings)."""
     parser = argparse.ArgumentParser(prog="python -m rtamt.training.tune stored")
     validation_arguments(parser)
     args = parser.parse_args(argv)
     backbone = Backbone(args.model)
     data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
-    from rtamt.evaluate import onset_peak_summary, onset_peaks
+
+    def figures(config: TrackerConfig) -> dict:
+        onset, offset, median, p95 = score(config, data, backbone.lookahead)
+        return {"onset_f1": round(onset, 4), "offset_f1": round(offset, 4), "latency_ms_median": round(median, 1),
+                "latency_ms_p95": round(p95, 1)}  # fmt: skip
 
     report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics,
               "onset_head": onset_peak_summary([peak for probs, reference in data for peak in onset_peaks(probs, reference)])}  # fmt: skip
@@ -321,10 +325,10 @@ def main_stored(argv: list[str]) -> int:
         if key is None:
             continue
         config = TrackerConfig.from_json(backbone.meta[key])
-        onset, offset, median, p95 = score(config, data, backbone.lookahead)
-        report[mode] = {"onset_f1": round(onset, 4), "offset_f1": round(offset, 4),
-                        "latency_ms_median": round(median, 1), "latency_ms_p95": round(p95, 1),
-                        "by_octave": latency_by_octave(config, data, backbone.lookahead)}  # fmt: skip
+        report[mode] = {**figures(config), "by_octave": latency_by_octave(config, data, backbone.lookahead)}
+    if "tracker_curve" in backbone.meta:  # the points `rtamt live --latency-budget` chooses from
+        report["curve"] = [{"label": point["label"], **figures(TrackerConfig.from_json(json.dumps(point["tracker"])))}
+                           for point in json.loads(backbone.meta["tracker_curve"])]  # fmt: skip
     print(json.dumps(report, indent=2))
     return 0
 
