@@ -164,6 +164,7 @@ def cached_probabilities(model: Path, splits: list[Path], limit: int, cache: Pat
 
 
 Score = tuple[float, float, float, float]
+SCORE_NAMES = ("onset_f1", "offset_f1", "latency_ms_median", "latency_ms_p95")  # the fields of a Score
 
 
 def score(config: TrackerConfig, data: Data, lookahead: int) -> Score:
@@ -314,9 +315,7 @@ def main_stored(argv: list[str]) -> int:
     data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
 
     def figures(config: TrackerConfig) -> dict:
-        onset, offset, median, p95 = score(config, data, backbone.lookahead)
-        return {"onset_f1": round(onset, 4), "offset_f1": round(offset, 4), "latency_ms_median": round(median, 1),
-                "latency_ms_p95": round(p95, 1)}  # fmt: skip
+        return stored_figures(dict(zip(SCORE_NAMES, score(config, data, backbone.lookahead))))
 
     report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics,
               "onset_head": onset_peak_summary([peak for probs, reference in data for peak in onset_peaks(probs, reference)])}  # fmt: skip
@@ -426,10 +425,8 @@ def calibrate(config: TrackerConfig, data: Data, lookahead: int, max_lead: int) 
     fitted = before
     for name in reversed(LEAD_FIELDS):
         fitted = fit_leads(fitted, data, name, max_lead)
-    names = ("onset_f1", "offset_f1", "latency_ms_median", "latency_ms_p95")
-
     def figures_of(candidate: TrackerConfig) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in zip(names, score(candidate, data, lookahead))}
+        return {k: round(v, 4) for k, v in zip(SCORE_NAMES, score(candidate, data, lookahead))}
 
     figures = {"without": figures_of(before), "with": figures_of(fitted), "kept": False}
     if config != before and config != fitted:
