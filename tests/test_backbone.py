@@ -26,13 +26,15 @@ FRAMES = 150
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Backbone, Path, np.ndarray, np.ndarray]:
     torch.manual_seed(0)
-    model = Backbone(gru_hidden=8, flux=4).eval()  # the optional flux branch and GRU carry caches too
+    # the optional flux branch, GRU and context GRU carry caches too
+    model = Backbone(gru_hidden=8, flux=4, context_hidden=6, context_channels=4).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
-        model.refine.weight.normal_(0.0, 0.5)  # the GRU's correction starts at zero: make it count
+        model.refine.weight.normal_(0.0, 0.5)  # the GRUs' corrections start at zero: make them count
+        model.context_refine.weight.normal_(0.0, 0.5)
     path = tmp_path_factory.mktemp("model") / "backbone.onnx"
     export_model(model, 2, CQTConfig(gamma_hz=10.0), path)
     hcqt = np.random.default_rng(0).normal(-6, 3, size=(FRAMES, 8, 252)).astype(np.float32)
@@ -175,14 +177,14 @@ def test_growing_the_register_film_starts_as_the_same_encoder() -> None:
         load_grown(grown, plain.state_dict() | {"extra": torch.zeros(1)})
 
 
-@pytest.mark.parametrize("gru_hidden, flux", [(0, 8), (16, 0), (16, 4)])
-def test_growing_flux_branch_and_gru_starts_as_the_same_function(gru_hidden: int, flux: int) -> None:
+@pytest.mark.parametrize("gru_hidden, flux, context", [(0, 8, 0), (16, 0, 0), (16, 4, 0), (16, 4, 12), (0, 0, 12)])
+def test_growing_flux_branch_and_grus_starts_as_the_same_function(gru_hidden: int, flux: int, context: int) -> None:
     from rtamt.training.backbone import load_grown
     from rtamt.training.models import TimbreEncoder
 
     torch.manual_seed(2)
     plain = Backbone().eval()
-    grown = Backbone(gru_hidden=gru_hidden, flux=flux).eval()
+    grown = Backbone(gru_hidden=gru_hidden, flux=flux, context_hidden=context).eval()
     load_grown(grown, plain.state_dict())
     hcqt = torch.randn(1, 8, 252, 30)
     with torch.no_grad():

@@ -31,13 +31,13 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @needs_synth
-@pytest.mark.parametrize("trainer", ["backbone", "timbre"])
+@pytest.mark.parametrize("trainer", ["backbone", "backbone-context", "timbre"])
 def test_a_resumed_run_ends_where_a_straight_run_does(shards: Path, tmp_path: Path, trainer: str) -> None:
     from rtamt.training import backbone, timbre
 
-    trainers = {"backbone": (backbone, backbone.TrainConfig), "timbre": (timbre, timbre.TimbreConfig)}
-    module, config_class = trainers[trainer]
-    extra = {"bins_per_crop": 64} if trainer == "timbre" else {}
+    module, config_class = (timbre, timbre.TimbreConfig) if trainer == "timbre" else (backbone, backbone.TrainConfig)
+    extra = {"timbre": {"bins_per_crop": 64}, "backbone-context": {"gru_hidden": 4, "context_hidden": 4,
+             "context_lr_scale": 10.0}}.get(trainer, {})  # fmt: skip
     module.train(shards, tmp_path / "straight", config_class(**COMMON, **extra))
     module.train(shards, tmp_path / "resumed", config_class(**COMMON, **extra, stop_after=2))
     halfway = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
@@ -50,6 +50,19 @@ def test_a_resumed_run_ends_where_a_straight_run_does(shards: Path, tmp_path: Pa
     for name, weights in straight["model"].items():
         torch.testing.assert_close(resumed["model"][name], weights, rtol=0, atol=0)
     assert any(not torch.equal(halfway["model"][n], w) for n, w in straight["model"].items())  # it trained on
+
+
+def test_parameter_groups_scale_the_learning_rate_of_named_parts() -> None:
+    from rtamt.training.loop import parameter_groups
+    from rtamt.training.models import Backbone
+
+    model = Backbone(gru_hidden=4, context_hidden=4)
+    groups = parameter_groups(model, 1e-3, {"context_": 10.0})
+    by_lr = {group["lr"]: {id(p) for p in group["params"]} for group in groups}
+    context = {id(p) for name, p in model.named_parameters() if name.startswith("context_")}
+    assert set(by_lr) == {1e-3, 1e-2} and by_lr[1e-2] == context
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert [g["lr"] for g in parameter_groups(model, 1e-3, None)] == [1e-3]
 
 
 def test_blend_averages_two_checkpoints_of_one_architecture(tmp_path: Path) -> None:

@@ -55,6 +55,9 @@ class TrainConfig(RunConfig):
     fast_trunk: bool = False  # the first conv reads the fast path's channels too (see models.Backbone)
     fast_trunk_share: float = 0.0  # when growing the fast trunk: this share of harmonics 1-3 moves to it
     onset_channels: int = 7  # width of the onset branch; a wider one grows from a narrower checkpoint
+    context_hidden: int = 0  # a second per-pitch GRU reading the frame trunk too (see models.Backbone)
+    context_channels: int = 8  # the frame trunk's features per pitch that GRU reads
+    context_lr_scale: float = 1.0  # the context GRU and its conv learn at this multiple of the learning rate
 
     @property
     def fast_cqt(self) -> CQTConfig | None:
@@ -64,7 +67,8 @@ class TrainConfig(RunConfig):
 
     def build_model(self) -> Backbone:
         return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None, fast_trunk=self.fast_trunk,
-                        onset_channels=self.onset_channels)  # fmt: skip
+                        onset_channels=self.onset_channels, context_hidden=self.context_hidden,
+                        context_channels=self.context_channels)  # fmt: skip
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,
@@ -148,7 +152,7 @@ def validate(model: Backbone, loader: torch.utils.data.DataLoader, config: Train
 
 
 GROWN_INPUTS = ("onset_conv.conv.weight", "conv1.conv.weight")  # convs whose added input channels come last
-GROWN_PARTS = ("flux.", "fast_flux.", "gru.", "refine.", "register_")  # optional parts a fine-tune may add to a plain model
+GROWN_PARTS = ("flux.", "fast_flux.", "gru.", "refine.", "context_", "register_")  # optional parts a fine-tune may add to a plain model
 
 
 ONSET_BRANCH_OUT = ("onset_conv.conv.weight", "onset_conv.conv.bias", "onset_bn.weight", "onset_bn.bias",
@@ -192,10 +196,10 @@ def widen_onset_branch(state: dict[str, torch.Tensor], channels: int, noise: flo
 
 
 def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branches and
-    GRU, the timbre encoder's register scale and shift) into one with them: the new input channels of the
-    onset conv (flux, fast path) and of the first conv (``fast_trunk``), the GRU's output layer and the
-    register scale and shift start at zero, so the grown model starts as the same function. A narrower
+    """Load weights of a model without some optional parts (GROWN_PARTS: the backbone's flux branches, GRU
+    and context GRU, the timbre encoder's register scale and shift) into one with them: the new input
+    channels of the onset conv (flux, fast path) and of the first conv (``fast_trunk``), the GRUs' output
+    layers and the register scale and shift start at zero, so the grown model starts as the same function. A narrower
     onset branch is widened by :func:`widen_onset_branch`."""
     own = model.state_dict()
     state = dict(state)
@@ -245,7 +249,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> None:
             share_fast_trunk(model, config.fast_trunk_share)
 
     task = Task(model, loss, lambda loader: validate(model, loader, config, device), init, warmup_steps=100,
-                train_seed=config.seed)  # fmt: skip
+                train_seed=config.seed, lr_scales={"context_": config.context_lr_scale})  # fmt: skip
     train_loop(data, out, config, task, device)
 
 

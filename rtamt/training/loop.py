@@ -41,13 +41,24 @@ class Task:
     train_seed: int  # seed of the training crops' stream
     keep_on_cpu: tuple[str, ...] = ()  # batch entries the loss reads on the CPU
     generator: torch.Generator | None = None  # the loss's own random stream, saved with the checkpoint
+    lr_scales: dict[str, float] | None = None  # parameter-name prefix -> multiple of the learning rate
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, scales: dict[str, float] | None) -> list[dict]:
+    """The optimiser's parameter groups: parameters whose name starts with a prefix in ``scales`` learn at
+    that multiple of ``lr`` (e.g. parts grown onto a trained model), the rest at ``lr``."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        scale = next((s for prefix, s in (scales or {}).items() if name.startswith(prefix)), 1.0)
+        groups.setdefault(scale, []).append(parameter)
+    return [{"params": params, "lr": lr * scale} for scale, params in sorted(groups.items())]
 
 
 def train_loop(data: Path, out: Path, config: RunConfig, task: Task, device: torch.device) -> int:
     """Train ``task.model`` on data/train, validating on data/valid, checkpointing into ``out``; returns the
     step reached."""
     model = task.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.lr, task.lr_scales), weight_decay=WEIGHT_DECAY)
 
     def schedule(step: int) -> float:
         warmup = min(1.0, (step + 1) / task.warmup_steps)

@@ -83,12 +83,15 @@ class Backbone(nn.Module):
     from a short-window CQT (rtamt.frontend.FastPathTap), and a flux conv of its own over them feeds
     the onset branch too; with ``fast_trunk`` as well, the first conv reads those channels beside the 8, so
     the frame branch sees the short windows too. ``onset_channels`` is the width of the onset branch (7 as
-    published). Outputs at frame t describe frame t - L for a model trained with look-ahead L (the runtime
+    published). ``context_hidden`` > 0 adds a second per-pitch GRU beside the first, which also reads
+    ``context_channels`` features of the frame trunk pooled to each pitch (a 3-bin, 3-frame causal conv);
+    its correction of the logits starts at zero, so a model grown this way starts as the same function.
+    Outputs at frame t describe frame t - L for a model trained with look-ahead L (the runtime
     delays by L).
     """
 
     def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False, fast_trunk: bool = False,
-                 onset_channels: int = 7) -> None:  # fmt: skip
+                 onset_channels: int = 7, context_hidden: int = 0, context_channels: int = 8) -> None:  # fmt: skip
         super().__init__()
         if fast_trunk and not fast:
             raise ValueError("fast_trunk needs the fast path (fast=True)")
@@ -121,6 +124,14 @@ class Backbone(nn.Module):
             with torch.no_grad():  # starts as a no-op correction of the convolutional logits
                 self.refine.weight.zero_()
                 self.refine.bias.zero_()
+        self.context_hidden = context_hidden
+        if context_hidden:
+            self.context_conv = CausalConv2d(16, context_channels, 3, 3, stride_f=3)
+            self.context_gru = nn.GRU(onset_channels + 2 + context_channels, context_hidden, batch_first=True)
+            self.context_refine = nn.Linear(context_hidden, 2)
+            with torch.no_grad():
+                self.context_refine.weight.zero_()
+                self.context_refine.bias.zero_()
 
     def temporal_layers(self) -> list[tuple[CausalConv2d, int]]:
         """Each causal conv with the number of frequency bins of its input."""
@@ -128,13 +139,16 @@ class Backbone(nn.Module):
             (self.conv1, N_HCQT_BINS), (self.conv2, N_HCQT_BINS), (self.conv3, N_HCQT_BINS),
             (self.frame_head, N_HCQT_BINS), (self.onset_conv, N_HCQT_BINS), (self.onset_head, N_PITCHES),
         ] + ([(self.flux, N_HCQT_BINS)] if self.flux_channels else []) + (
-            [(self.fast_flux, N_HCQT_BINS)] if self.fast else [])  # fmt: skip
+            [(self.fast_flux, N_HCQT_BINS)] if self.fast else []) + (
+            [(self.context_conv, N_HCQT_BINS)] if self.context_hidden else [])  # fmt: skip
 
     def initial_caches(self, batch: int = 1) -> list[torch.Tensor]:
         device = self.scale.device
         caches = [torch.zeros(layer.cache_shape(batch, bins), device=device) for layer, bins in self.temporal_layers()]
         if self.gru_hidden:
             caches.append(torch.zeros(1, batch * N_PITCHES, self.gru_hidden, device=device))
+        if self.context_hidden:
+            caches.append(torch.zeros(1, batch * N_PITCHES, self.context_hidden, device=device))
         return caches
 
     def forward(self, hcqt: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -152,7 +166,7 @@ class Backbone(nn.Module):
         h = F.relu(self.bn2(r) + x)
         h, c = self.conv3(h, caches[2])
         new.append(c)
-        h = F.relu(self.bn3(h))
+        h = h_trunk = F.relu(self.bn3(h))
         frame_logit, c = self.frame_head(h, caches[3])
         new.append(c)
         flux_cache = []
@@ -169,21 +183,42 @@ class Backbone(nn.Module):
         o = F.relu(self.onset_bn(o))
         onset_logit, c = self.onset_head(torch.cat([o, torch.sigmoid(frame_logit)], dim=1), caches[5])
         new += [c, *flux_cache]
+        if not (self.gru_hidden or self.context_hidden):
+            return (torch.sigmoid(onset_logit[:, 0]), torch.sigmoid(frame_logit[:, 0]), *new)
+        features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, onset channels + 2, 84, T)
+        n_temporal = len(self.temporal_layers())
+        deltas = []
         if self.gru_hidden:
-            features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, onset channels + 2, 84, T)
-            time_major_layout = self.conv1.time_axis == 2
-            if time_major_layout:
-                features = features.transpose(2, 3)
-            batch, _, pitches, frames = features.shape
-            seq = features.permute(0, 2, 3, 1).reshape(batch * pitches, frames, features.shape[1])
-            out, state = self.gru(seq, caches[len(self.temporal_layers())])
+            delta, state = self._pitch_gru(self.gru, self.refine, features, caches[n_temporal])
             new.append(state)
-            delta = self.refine(out).reshape(batch, pitches, frames, 2).permute(0, 3, 1, 2)
-            if time_major_layout:
-                delta = delta.transpose(2, 3)
+            deltas.append(delta)
+        if self.context_hidden:
+            context, c = self.context_conv(h_trunk, caches[n_temporal - 1])
+            new.insert(n_temporal - 1, c)
+            state_in = caches[n_temporal + bool(self.gru_hidden)]
+            delta, state = self._pitch_gru(self.context_gru, self.context_refine,
+                                           torch.cat([features, F.relu(context)], dim=1), state_in)  # fmt: skip
+            new.append(state)
+            deltas.append(delta)
+        for delta in deltas:
             onset_logit = onset_logit + delta[:, 0:1]
             frame_logit = frame_logit + delta[:, 1:2]
         return (torch.sigmoid(onset_logit[:, 0]), torch.sigmoid(frame_logit[:, 0]), *new)
+
+    def _pitch_gru(self, gru: nn.GRU, refine: nn.Linear, features: torch.Tensor,
+                   state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """A GRU run along time for each pitch over ``features`` (B, C, 84, T) or, time-major, (B, C, T, 84):
+        its correction of the (onset, frame) logits (B, 2, ...) in the same layout, and its new state."""
+        time_major_layout = self.conv1.time_axis == 2
+        if time_major_layout:
+            features = features.transpose(2, 3)
+        batch, _, pitches, frames = features.shape
+        seq = features.permute(0, 2, 3, 1).reshape(batch * pitches, frames, features.shape[1])
+        out, new_state = gru(seq, state)
+        delta = refine(out).reshape(batch, pitches, frames, 2).permute(0, 3, 1, 2)
+        if time_major_layout:
+            delta = delta.transpose(2, 3)
+        return delta, new_state
 
 
 def time_major(model: nn.Module) -> nn.Module:
