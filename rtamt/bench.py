@@ -110,7 +110,7 @@ def bench_cqt(seconds: float = 60.0, config: CQTConfig | None = None) -> dict:
     }
 
 
-def bench_backbone(frames: int = 3000, model_dir: str | None = None) -> dict:
+def bench_backbone(frames: int = 3000, model_dir: str | Path | None = None) -> dict:
     """Backbone inference fed one frame at a time with its caches, one onnxruntime thread."""
     from rtamt.backbone import Backbone
     from rtamt.models import models_dir
@@ -137,7 +137,7 @@ def bench_backbone(frames: int = 3000, model_dir: str | None = None) -> dict:
 
 
 def bench_latency(minutes: float = 10.0, block: int = 256, device_rate: int = 48_000, jack: bool = True,
-                  model_dir: str | None = None) -> dict:  # fmt: skip
+                  model_dir: str | Path | None = None) -> dict:  # fmt: skip
     """Algorithmic latency of each stage, whole-chain compute per hop over a long stream fed in device-sized
     blocks at ``device_rate``, memory at the start and end, and the measured JACK end-to-end note-on
     latency on the bundled example (when jackd is available)."""

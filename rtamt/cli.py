@@ -201,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rtamt.bench import bench_backbone, bench_cqt, bench_latency
 
     if args.what == "backbone":
-        print(json.dumps(bench_backbone(), indent=2))
+        print(json.dumps(bench_backbone(model_dir=args.models), indent=2))
         return 0
     if not (args.what == "latency" and args.data) and (args.sweep or args.jack or args.out or args.no_cache):
         print("rtamt: --sweep, --jack, --out and --no-cache need `bench latency --data DIR`", file=sys.stderr)
@@ -215,7 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return 0
     if args.what == "latency":
-        print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack), indent=2))
+        print(json.dumps(bench_latency(args.minutes, args.block, jack=not args.no_jack, model_dir=args.models), indent=2))
         return 0
     if args.what == "soak":
         from rtamt.soak import bench_soak
@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", type=Path, nargs="+",
                        help="latency: folders of pieces (*/mix.flac + */notes.csv): per-note latency and accuracy "
                             "on those recordings instead of the looped example")  # fmt: skip
-    bench.add_argument("--models", type=Path, help="latency --data: folder with backbone.onnx (and timbre.onnx)")
+    bench.add_argument("--models", type=Path, help="backbone, latency: folder with backbone.onnx (and timbre.onnx) "
+                       "instead of the shipped models")  # fmt: skip
     add_mode_option(bench, "low-latency")
     bench.add_argument("--sweep", action="store_true",
                        help="latency --data: trace the latency-accuracy curve over the tracker's decision settings")

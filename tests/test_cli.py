@@ -45,6 +45,16 @@ def test_bench_backbone_feeds_the_shipped_model_its_channels() -> None:
     assert 0 < result["per_frame_ms_median"] <= result["per_frame_ms_p99"]
 
 
+def test_bench_backbone_times_the_model_folder_it_is_given(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from rtamt.models import models_dir
+
+    assert main(["bench", "backbone", "--models", str(tmp_path)]) != 0
+    assert "backbone.onnx" in capsys.readouterr().err
+    (tmp_path / "backbone.onnx").write_bytes((models_dir() / "backbone.onnx").read_bytes())
+    assert main(["bench", "backbone", "--models", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["per_frame_ms_median"] > 0
+
+
 def test_per_hop_compute_groups_blocks_by_the_hop_they_complete() -> None:
     from rtamt.bench import per_hop_compute
 
