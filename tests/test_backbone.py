@@ -27,7 +27,7 @@ FRAMES = 150
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Backbone, Path, np.ndarray, np.ndarray]:
     torch.manual_seed(0)
     # the optional flux branch, GRU and context GRU carry caches too
-    model = Backbone(gru_hidden=8, flux=4, context_hidden=6, context_channels=4).eval()
+    model = Backbone(gru_hidden=8, flux=4, context_hidden=6, context_channels=4, context_input=True).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -184,7 +184,7 @@ def test_growing_flux_branch_and_grus_starts_as_the_same_function(gru_hidden: in
 
     torch.manual_seed(2)
     plain = Backbone().eval()
-    grown = Backbone(gru_hidden=gru_hidden, flux=flux, context_hidden=context).eval()
+    grown = Backbone(gru_hidden=gru_hidden, flux=flux, context_hidden=context, context_input=not gru_hidden).eval()
     load_grown(grown, plain.state_dict())
     hcqt = torch.randn(1, 8, 252, 30)
     with torch.no_grad():

@@ -57,6 +57,7 @@ class TrainConfig(RunConfig):
     onset_channels: int = 7  # width of the onset branch; a wider one grows from a narrower checkpoint
     context_hidden: int = 0  # a second per-pitch GRU reading the frame trunk too (see models.Backbone)
     context_channels: int = 8  # the frame trunk's features per pitch that GRU reads
+    context_input: bool = False  # those features are drawn from the HCQT's harmonics too
     context_lr_scale: float = 1.0  # the context GRU and its conv learn at this multiple of the learning rate
 
     @property
@@ -68,7 +69,7 @@ class TrainConfig(RunConfig):
     def build_model(self) -> Backbone:
         return Backbone(self.gru_hidden, self.flux, fast=self.fast_cqt is not None, fast_trunk=self.fast_trunk,
                         onset_channels=self.onset_channels, context_hidden=self.context_hidden,
-                        context_channels=self.context_channels)  # fmt: skip
+                        context_channels=self.context_channels, context_input=self.context_input)  # fmt: skip
 
 
 def focal_loss(prob: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float = 1.0,

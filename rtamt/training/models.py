@@ -84,14 +84,16 @@ class Backbone(nn.Module):
     the onset branch too; with ``fast_trunk`` as well, the first conv reads those channels beside the 8, so
     the frame branch sees the short windows too. ``onset_channels`` is the width of the onset branch (7 as
     published). ``context_hidden`` > 0 adds a second per-pitch GRU beside the first, which also reads
-    ``context_channels`` features of the frame trunk pooled to each pitch (a 3-bin, 3-frame causal conv);
+    ``context_channels`` features of the frame trunk pooled to each pitch (a 3-bin, 3-frame causal conv;
+    with ``context_input`` that conv reads the HCQT's harmonics too, the energy the trunk summarises);
     its correction of the logits starts at zero, so a model grown this way starts as the same function.
     Outputs at frame t describe frame t - L for a model trained with look-ahead L (the runtime
     delays by L).
     """
 
     def __init__(self, gru_hidden: int = 0, flux: int = 0, fast: bool = False, fast_trunk: bool = False,
-                 onset_channels: int = 7, context_hidden: int = 0, context_channels: int = 8) -> None:  # fmt: skip
+                 onset_channels: int = 7, context_hidden: int = 0, context_channels: int = 8,
+                 context_input: bool = False) -> None:  # fmt: skip
         super().__init__()
         if fast_trunk and not fast:
             raise ValueError("fast_trunk needs the fast path (fast=True)")
@@ -126,7 +128,8 @@ class Backbone(nn.Module):
                 self.refine.bias.zero_()
         self.context_hidden = context_hidden
         if context_hidden:
-            self.context_conv = CausalConv2d(16, context_channels, 3, 3, stride_f=3)
+            self.context_input = context_input
+            self.context_conv = CausalConv2d(16 + (N_HARMONICS if context_input else 0), context_channels, 3, 3, stride_f=3)
             self.context_gru = nn.GRU(onset_channels + 2 + context_channels, context_hidden, batch_first=True)
             self.context_refine = nn.Linear(context_hidden, 2)
             with torch.no_grad():
@@ -193,7 +196,8 @@ class Backbone(nn.Module):
             new.append(state)
             deltas.append(delta)
         if self.context_hidden:
-            context, c = self.context_conv(h_trunk, caches[n_temporal - 1])
+            trunk = torch.cat([h_trunk, x], dim=1) if self.context_input else h_trunk
+            context, c = self.context_conv(trunk, caches[n_temporal - 1])
             new.insert(n_temporal - 1, c)
             state_in = caches[n_temporal + bool(self.gru_hidden)]
             delta, state = self._pitch_gru(self.context_gru, self.context_refine,
