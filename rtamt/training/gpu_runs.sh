@@ -54,16 +54,17 @@ if wanted backbone-keys; then  # the same, frame targets ending at key releases 
       --init models/checkpoints/backbone-onset.pt --lr 5e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
       --onset-alpha 0.4 --key-offsets >> "$runs/backbone-keys.log" 2>&1 &
 fi
-# Session 30 (issue 16): the shipped backbone grown by a context GRU that learns 10x faster than the rest
-# (backbone item 22); on the CPU it ran with --batch 8 --lr 2e-4 on data/synth-g3:
+# Session 30 (issue 16): the shipped backbone grown by a context GRU that reads the HCQT and learns 40x
+# faster than the rest (backbone item 22); on the CPU it ran 400 steps with --batch 8 --lr 5e-5 on
+# data/synth-g3. Here, with more audio per step:
 #   python -m rtamt.training.data build --out data/synth-g4 --seed 10 --hours 6 --valid-hours 0.5 \
 #       --test-hours 0 && python -m rtamt.training.pack pack --src data/synth-g4 --out pack --train-shards 6 \
 #       --quality 0.2                                                        # about 52 MiB, here
 #   ONLY="backbone-context" WORKERS=15 bash rtamt/training/gpu_runs.sh pack runs 7.7 3000 0   # there
 if wanted backbone-context; then
   python3 -m rtamt.training.backbone train "${common[@]}" --out "$runs/backbone-context" --steps "$backbone_steps" \
-      --init models/checkpoints/backbone-fast.pt --lr 5e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
-      --onset-alpha 0.4 --fast-gamma-hz 60 --context-hidden 24 --context-lr-scale 10 \
+      --init models/checkpoints/backbone-fast.pt --lr 1e-4 --onset-width 2 --gru-hidden 16 --flux 4 \
+      --onset-alpha 0.4 --fast-gamma-hz 60 --context-hidden 24 --context-input --context-lr-scale 20 \
       >> "$runs/backbone-context.log" 2>&1 &
 fi
 if wanted timbre-live; then
