@@ -43,7 +43,7 @@ from rtamt.constants import HOP_S, MIDI_MIN, N_PITCHES, SAMPLE_RATE
 from rtamt.evaluate import note_metrics, onset_latencies, onset_peak_summary, onset_peaks
 from rtamt.frontend import model_analysis_stages
 from rtamt.pipeline import MODES, settings_key
-from rtamt.tracker import LEAD_FIELDS, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes, track_whole
+from rtamt.tracker import LEAD_FIELDS, NoteEvent, NoteTracker, TrackedBlock, TrackerConfig, events_to_notes, track_whole
 from rtamt.training.export import write_metadata
 from rtamt.watchdog import default_stop_signals
 
@@ -167,14 +167,26 @@ Score = tuple[float, float, float, float]
 SCORE_NAMES = ("onset_f1", "offset_f1", "latency_ms_median", "latency_ms_p95")  # the fields of a Score
 
 
+def tracked(config: TrackerConfig, data: Data) -> list[list[NoteEvent]]:
+    """The tracker's events on each example's model outputs, the stream's end included."""
+    tracker = NoteTracker(config)
+    events = []
+    for probs, _ in data:
+        tracker.reset()
+        events.append(tracker.process(probs) + tracker.flush())
+    return events
+
+
 def score(config: TrackerConfig, data: Data, lookahead: int) -> Score:
     """Mean onset F1, mean with-offset F1, and the median and 95th percentile note-on latency (ms) of
     matched notes."""
+    return score_events(tracked(config, data), data, lookahead)
+
+
+def score_events(tracked_events: list[list[NoteEvent]], data: Data, lookahead: int) -> Score:
+    """:func:`score` of events already tracked (:func:`tracked`) on ``data``."""
     onset, offset, latency = [], [], []
-    tracker = NoteTracker(config)
-    for probs, reference in data:
-        tracker.reset()
-        events = tracker.process(probs) + tracker.flush()
+    for events, (_, reference) in zip(tracked_events, data):
         metrics = note_metrics(reference, events_to_notes(events), frames=False)
         onset.append(metrics["onset_f1"])
         offset.append(metrics["offset_f1"])
@@ -286,17 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
-def latency_by_octave(config: TrackerConfig, data: Data, lookahead: int) -> list[dict]:
+def latency_by_octave(tracked_events: list[list[NoteEvent]], data: Data, lookahead: int) -> list[dict]:
     """Note-on latency of the matched notes per octave, pooled over the examples (as ``rtamt bench latency``
-    reports it for recordings)."""
+    reports it for recordings), from events already tracked (:func:`tracked`) on ``data``."""
     from rtamt.latency import by_octave, matched_latencies
 
     latency, pitches = [], []
-    tracker = NoteTracker(config)
-    for probs, reference in data:
-        tracker.reset()
-        seconds, pitch, _ = matched_latencies(reference, tracker.process(probs) + tracker.flush(), lookahead * HOP_S)
+    for events, (_, reference) in zip(tracked_events, data):
+        seconds, pitch, _ = matched_latencies(reference, events, lookahead * HOP_S)
         latency.append(seconds)
         pitches.append(pitch)
     return by_octave(np.concatenate(latency), np.concatenate(pitches))
@@ -314,8 +323,8 @@ def main_stored(argv: list[str]) -> int:
     backbone = Backbone(args.model)
     data = cached_probabilities(args.model, args.data, args.limit, args.cache, args.acoustics)
 
-    def figures(config: TrackerConfig) -> dict:
-        return stored_figures(dict(zip(SCORE_NAMES, score(config, data, backbone.lookahead))))
+    def figures(events: list[list[NoteEvent]]) -> dict:
+        return stored_figures(dict(zip(SCORE_NAMES, score_events(events, data, backbone.lookahead))))
 
     report = {"model": str(args.model), "examples": len(data), "acoustics": args.acoustics,
               "onset_head": onset_peak_summary([peak for probs, reference in data for peak in onset_peaks(probs, reference)])}  # fmt: skip
@@ -323,10 +332,10 @@ def main_stored(argv: list[str]) -> int:
         key = settings_key(backbone.meta, "tracker", mode)
         if key is None:
             continue
-        config = TrackerConfig.from_json(backbone.meta[key])
-        report[mode] = {**figures(config), "by_octave": latency_by_octave(config, data, backbone.lookahead)}
+        events = tracked(TrackerConfig.from_json(backbone.meta[key]), data)  # replayed once for both
+        report[mode] = {**figures(events), "by_octave": latency_by_octave(events, data, backbone.lookahead)}
     if "tracker_curve" in backbone.meta:  # the points `rtamt live --latency-budget` chooses from
-        report["curve"] = [{"label": point["label"], **figures(TrackerConfig.from_json(json.dumps(point["tracker"])))}
+        report["curve"] = [{"label": point["label"], **figures(tracked(TrackerConfig.from_json(json.dumps(point["tracker"])), data))}
                            for point in json.loads(backbone.meta["tracker_curve"])]  # fmt: skip
     print(json.dumps(report, indent=2))
     return 0
