@@ -99,6 +99,7 @@ def latency_on_recordings() -> list[str]:
     from rtamt.constants import JACK_XRUN_MAX_SHARE
     from rtamt.latency import sweep_markdown
 
+    rooms = load("validation_latency_rooms.json")
     out = []
     for name, title in REAL_SETS:
         r = _sweep_result(name)
@@ -142,7 +143,7 @@ def latency_on_recordings() -> list[str]:
                  "examples heard through rooms (`python -m rtamt.training.tune stored --acoustics 0`)."), "",
                 "| limit | note-on latency median / p95 | onset F1 | with-offset F1 | onset rule | in rooms: median / p95, onset F1 |",
                 "|---|---|---|---|---|---|"]  # fmt: skip
-        in_rooms = {c["label"]: c for c in (load("validation_latency_rooms.json") or {}).get("curve", [])}
+        in_rooms = {c["label"]: c for c in (rooms or {}).get("curve", [])}
         for c in curve["points"]:
             rule = f"rise, placed {c['tracker']['rise_backdate_frames']} frame(s) earlier" if c["tracker"].get("onset_rise") else "peak"
             room = in_rooms.get(c["label"])
@@ -151,7 +152,7 @@ def latency_on_recordings() -> list[str]:
                        f"{fmt(c['offset_f1'])} | {rule} | {room_cell} |")  # fmt: skip
         out.append("")
     out += onset_alignment_section(load("onset_alignment.json"))
-    out += validation_octaves_section(load("validation_latency_dry.json"), load("validation_latency_rooms.json"))
+    out += validation_octaves_section(load("validation_latency_dry.json"), rooms)
     swept = [r for r in (_sweep_result(name) for name, _ in REAL_SETS) if r and "sweep" in r]
     if swept:
         out += ["### Latency–accuracy curve over the tracker's decision settings", "",
