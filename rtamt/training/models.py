@@ -186,19 +186,20 @@ class Backbone(nn.Module):
         o = F.relu(self.onset_bn(o))
         onset_logit, c = self.onset_head(torch.cat([o, torch.sigmoid(frame_logit)], dim=1), caches[5])
         new += [c, *flux_cache]
+        n_temporal = len(self.temporal_layers())
+        if self.context_hidden:  # the last temporal layer
+            trunk = torch.cat([h_trunk, x], dim=1) if self.context_input else h_trunk
+            context, c = self.context_conv(trunk, caches[n_temporal - 1])
+            new.append(c)
         if not (self.gru_hidden or self.context_hidden):
             return (torch.sigmoid(onset_logit[:, 0]), torch.sigmoid(frame_logit[:, 0]), *new)
         features = torch.cat([o, frame_logit, onset_logit], dim=1)  # (B, onset channels + 2, 84, T)
-        n_temporal = len(self.temporal_layers())
         deltas = []
         if self.gru_hidden:
             delta, state = self._pitch_gru(self.gru, self.refine, features, caches[n_temporal])
             new.append(state)
             deltas.append(delta)
         if self.context_hidden:
-            trunk = torch.cat([h_trunk, x], dim=1) if self.context_input else h_trunk
-            context, c = self.context_conv(trunk, caches[n_temporal - 1])
-            new.insert(n_temporal - 1, c)
             state_in = caches[n_temporal + bool(self.gru_hidden)]
             delta, state = self._pitch_gru(self.context_gru, self.context_refine,
                                            torch.cat([features, F.relu(context)], dim=1), state_in)  # fmt: skip
